@@ -1,0 +1,46 @@
+"""The video budget: pure arithmetic from declared limits to serving settings.
+
+Imports nothing heavy (no torch, vLLM, kopf or FastAPI): the operator imports it too. See
+``BUDGET.md`` for the formulas; the oracle tests check them against the real processors.
+"""
+
+from .geometry import (
+    FRAME_FACTOR,
+    FrameGeometry,
+    GeometryError,
+    frame_pixel_cap,
+    max_frame_cells,
+    sample_indices,
+    smart_nframes,
+    smart_resize,
+)
+from .models import BUILTIN_MODELS, FAMILIES, Family, FamilyGeometry, ModelSpec, lookup
+from .plan import GpuSpec, Plan, VideoBudget, derive, fetch_timeout, kv_bytes_per_token
+from .tokens import image_tokens, timestamp_label_tokens, timestamp_tokens, video_tokens
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "FAMILIES",
+    "FRAME_FACTOR",
+    "Family",
+    "FamilyGeometry",
+    "FrameGeometry",
+    "GeometryError",
+    "GpuSpec",
+    "ModelSpec",
+    "Plan",
+    "VideoBudget",
+    "derive",
+    "fetch_timeout",
+    "frame_pixel_cap",
+    "image_tokens",
+    "kv_bytes_per_token",
+    "lookup",
+    "max_frame_cells",
+    "sample_indices",
+    "smart_nframes",
+    "smart_resize",
+    "timestamp_label_tokens",
+    "timestamp_tokens",
+    "video_tokens",
+]

@@ -1,0 +1,373 @@
+"""``derive(budget, model, gpu) -> Plan``: every serving setting from the declared video budget.
+
+Pure and deterministic: no I/O, clock or environment. The operator prints the Plan into status
+and renders it into the server's flags; the server derives the same Plan at start-up and
+enforces it per request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .geometry import FRAME_FACTOR, FrameGeometry, frame_pixel_cap, max_frame_cells
+from .models import FamilyGeometry, ModelSpec
+from .tokens import image_tokens, video_tokens
+
+GiB = 1024**3
+CHAT_TEMPLATE_TOKENS = 64
+"""Role markers and the default system prompt of the Qwen chat templates (about 20-30 tokens),
+with headroom for multi-turn markers."""
+ENGINE_OVERHEAD_BYTES = 2 * GiB
+"""Per GPU: CUDA context, CUDA graphs and peak activations outside the KV cache (an estimate)."""
+FETCH_CONNECT_SLACK_SECONDS = 5.0
+FETCH_TIMEOUT_RANGE = (10.0, 900.0)
+
+
+@dataclass(frozen=True)
+class VideoBudget:
+    """What users may send. Pixel fields left as None take the family's qwen-vl-utils defaults."""
+
+    max_seconds: float = 60.0
+    fps: float = 2.0
+    max_frames: int = 128
+    min_pixels: int | None = None
+    """Per frame; default 128 tokens' worth (128 x factor^2)."""
+    max_pixels: int | None = None
+    """Per frame; default 256 tokens' worth (256 x factor^2)."""
+    total_pixels: int | None = None
+    """Over all frames of one video (qwen-vl-utils ``total_pixels``); None means no total cap."""
+    videos_per_prompt: int = 1
+    images_per_prompt: int = 0
+    image_min_pixels: int | None = None
+    """Default 4 tokens' worth."""
+    image_max_pixels: int | None = None
+    """Default 1280 tokens' worth."""
+    max_video_bytes: int = 256 * 1024**2
+    max_prompt_tokens: int = 2048
+    max_output_tokens: int = 1024
+    min_fetch_bandwidth: float = 4 * 1024**2
+    """Bytes per second of the slowest media source the deployment promises to support."""
+
+    def resolved(self, geometry: FamilyGeometry) -> VideoBudget:
+        """This budget with the family defaults filled in."""
+        f2 = geometry.factor**2
+        return replace(
+            self,
+            min_pixels=self.min_pixels if self.min_pixels is not None else 128 * f2,
+            max_pixels=self.max_pixels if self.max_pixels is not None else 256 * f2,
+            image_min_pixels=self.image_min_pixels if self.image_min_pixels is not None else 4 * f2,
+            image_max_pixels=self.image_max_pixels if self.image_max_pixels is not None else 1280 * f2,
+        )
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """The GPUs one replica gets; ``count`` is the tensor-parallel size."""
+
+    count: int = 1
+    memory_bytes: int = 80 * GiB
+    """Per GPU."""
+    memory_utilization: float = 0.9
+    dtype_bytes: int = 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The derived serving settings. ``problems`` is empty exactly when ``feasible``."""
+
+    model: str
+    family: str
+    feasible: bool
+    problems: list[str]
+    frames_per_video: int
+    frame_min_pixels: int
+    frame_max_pixels: int
+    worst_case_frame: dict[str, int]
+    tokens_per_frame_group: int
+    tokens_per_video: int
+    tokens_per_image: int
+    max_model_len: int
+    context_limit: int
+    limit_mm_per_prompt: dict[str, dict[str, int]]
+    mm_processor_kwargs: dict[str, Any]
+    media_io_kwargs: dict[str, Any]
+    fetch_timeout_seconds: float
+    max_video_bytes: int
+    max_seconds: float
+    fps: float
+    videos_per_prompt: int
+    images_per_prompt: int
+    kv_bytes_per_token: int
+    kv_bytes_per_request: int
+    weights_bytes: int | None = None
+    kv_cache_bytes_available: int | None = None
+    concurrent_requests: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _VideoCost:
+    nframes: int
+    pixel_cap: int
+    frame: FrameGeometry
+    tokens: int
+
+
+def _video_cost(budget: VideoBudget, model: ModelSpec) -> _VideoCost:
+    """Worst case over every in-budget video: the longest one, at its costliest aspect ratio."""
+    geometry = model.geometry
+    assert budget.min_pixels is not None and budget.max_pixels is not None
+    nframes = max(FRAME_FACTOR, math.floor(min(budget.max_seconds * budget.fps, budget.max_frames) / 2) * 2)
+    # A shorter video samples fewer frames, and with a total budget each frame may then get more
+    # pixels; but total tokens ~ frames x pixels stay bounded by the longest video's count
+    # except through the 4-frame floor. Check the floors explicitly and keep the maximum.
+    best: _VideoCost | None = None
+    for n in sorted({nframes, min(nframes, 4)}):
+        cap = frame_pixel_cap(n, budget.min_pixels, budget.max_pixels, budget.total_pixels)
+        frame = max_frame_cells(geometry.factor, budget.min_pixels, cap)
+        tokens = video_tokens(geometry, n, frame.height, frame.width, budget.max_seconds)
+        if best is None or tokens > best.tokens:
+            best = _VideoCost(n, int(cap), frame, tokens)
+    assert best is not None
+    return best
+
+
+def _image_tokens(budget: VideoBudget, model: ModelSpec) -> tuple[int, FrameGeometry | None]:
+    if budget.images_per_prompt == 0:
+        return 0, None
+    assert budget.image_min_pixels is not None and budget.image_max_pixels is not None
+    frame = max_frame_cells(model.geometry.factor, budget.image_min_pixels, budget.image_max_pixels)
+    return image_tokens(model.geometry, frame.height, frame.width), frame
+
+
+def kv_bytes_per_token(model: ModelSpec, dtype_bytes: int) -> int:
+    """K and V, every layer, every KV head: 2 x layers x kv_heads x head_dim x dtype bytes."""
+    return 2 * model.num_hidden_layers * model.num_key_value_heads * model.head_dim * dtype_bytes
+
+
+def fetch_timeout(budget: VideoBudget) -> float:
+    """Time to download the largest allowed video at the slowest promised bandwidth, plus slack."""
+    low, high = FETCH_TIMEOUT_RANGE
+    seconds = budget.max_video_bytes / budget.min_fetch_bandwidth + FETCH_CONNECT_SLACK_SECONDS
+    return round(min(high, max(low, seconds)), 1)
+
+
+def _max_model_len(budget: VideoBudget, video: _VideoCost, image_tokens_each: int) -> int:
+    return (
+        budget.videos_per_prompt * video.tokens
+        + budget.images_per_prompt * image_tokens_each
+        + budget.max_prompt_tokens
+        + budget.max_output_tokens
+        + CHAT_TEMPLATE_TOKENS
+    )
+
+
+def _processor_kwargs(model: ModelSpec, video: _VideoCost) -> dict[str, Any]:
+    """Processor settings under which vLLM keeps the server's frames exactly as sampled.
+
+    The server resizes every frame itself (qwen-vl-utils semantics, total budget included); the
+    processor's own bounds are opened just wide enough that it never resizes them again. Qwen3-VL
+    bounds pixels over all frames of a video, the older families per frame.
+    """
+    f2 = model.geometry.factor**2
+    per_frame = video.frame.height * video.frame.width
+    if model.geometry.timestamps_per_group:
+        return {"size": {"shortest_edge": FRAME_FACTOR * f2, "longest_edge": video.nframes * per_frame}}
+    return {"size": {"shortest_edge": f2, "longest_edge": per_frame}}
+
+
+def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) -> Plan:
+    """Derive the Plan. Never raises for an unservable budget: it says why in ``problems``."""
+    budget = budget.resolved(model.geometry)
+    problems = _validate(budget)
+    if problems:
+        return _invalid_plan(budget, model, problems)
+    video = _video_cost(budget, model)
+    tokens_per_image, image_frame = _image_tokens(budget, model)
+    max_len = _max_model_len(budget, video, tokens_per_image)
+    dtype_bytes = gpu.dtype_bytes if gpu else 2
+    kv_token = kv_bytes_per_token(model, dtype_bytes)
+    limit: dict[str, dict[str, int]] = {
+        "video": {
+            "count": budget.videos_per_prompt,
+            "num_frames": video.nframes,
+            "width": video.frame.width,
+            "height": video.frame.height,
+        },
+        "image": {"count": budget.images_per_prompt},
+    }
+    if image_frame is not None:
+        limit["image"].update(width=image_frame.width, height=image_frame.height)
+
+    if max_len > model.max_position_embeddings:
+        problems.append(_context_problem(budget, model, video, tokens_per_image, max_len))
+
+    weights = kv_avail = concurrency = None
+    if gpu is not None:
+        weights = int(model.parameters * gpu.dtype_bytes)
+        total = gpu.count * gpu.memory_bytes * gpu.memory_utilization
+        kv_avail = int(total - weights - gpu.count * ENGINE_OVERHEAD_BYTES)
+        concurrency = max(0, kv_avail // (max_len * kv_token)) if kv_avail > 0 else 0
+        if concurrency < 1:
+            problems.append(_memory_problem(budget, model, gpu, video, tokens_per_image, max_len, kv_avail, kv_token))
+
+    return Plan(
+        model=model.label,
+        family=model.family.value,
+        feasible=not problems,
+        problems=problems,
+        frames_per_video=video.nframes,
+        frame_min_pixels=budget.min_pixels or 0,
+        frame_max_pixels=video.pixel_cap,
+        worst_case_frame={
+            "height": video.frame.height,
+            "width": video.frame.width,
+            "source_height": video.frame.source_height,
+            "source_width": video.frame.source_width,
+        },
+        tokens_per_frame_group=video.frame.cells(model.geometry.factor),
+        tokens_per_video=video.tokens,
+        tokens_per_image=tokens_per_image,
+        max_model_len=max_len,
+        context_limit=model.max_position_embeddings,
+        limit_mm_per_prompt=limit,
+        mm_processor_kwargs=_processor_kwargs(model, video),
+        media_io_kwargs={"video": {"fps": budget.fps, "max_frames": budget.max_frames}},
+        fetch_timeout_seconds=fetch_timeout(budget),
+        max_video_bytes=budget.max_video_bytes,
+        max_seconds=budget.max_seconds,
+        fps=budget.fps,
+        videos_per_prompt=budget.videos_per_prompt,
+        images_per_prompt=budget.images_per_prompt,
+        kv_bytes_per_token=kv_token,
+        kv_bytes_per_request=kv_token * max_len,
+        weights_bytes=weights,
+        kv_cache_bytes_available=kv_avail,
+        concurrent_requests=concurrency,
+    )
+
+
+def _validate(budget: VideoBudget) -> list[str]:
+    checks = [
+        (budget.max_seconds > 0, f"maxSeconds must be positive (got {budget.max_seconds})"),
+        (budget.fps > 0, f"fps must be positive (got {budget.fps})"),
+        (budget.max_frames >= FRAME_FACTOR, f"maxFrames must be at least 2 (got {budget.max_frames})"),
+        (budget.videos_per_prompt >= 0, "videosPerPrompt must not be negative"),
+        (budget.images_per_prompt >= 0, "imagesPerPrompt must not be negative"),
+        (budget.videos_per_prompt + budget.images_per_prompt > 0, "videosPerPrompt and imagesPerPrompt are both 0"),
+        (
+            (budget.min_pixels or 0) <= (budget.max_pixels or 0),
+            f"minPixels ({budget.min_pixels}) is above maxPixels ({budget.max_pixels})",
+        ),
+        (
+            (budget.image_min_pixels or 0) <= (budget.image_max_pixels or 0),
+            f"imageMinPixels ({budget.image_min_pixels}) is above imageMaxPixels ({budget.image_max_pixels})",
+        ),
+        ((budget.min_pixels or 0) > 0, "minPixels must be positive"),
+        (budget.total_pixels is None or budget.total_pixels > 0, "totalPixels must be positive"),
+        (budget.max_video_bytes > 0, "maxVideoBytes must be positive"),
+        (budget.min_fetch_bandwidth > 0, "minFetchBandwidth must be positive"),
+        (budget.max_output_tokens > 0, "maxOutputTokens must be positive"),
+        (budget.max_prompt_tokens >= 0, "maxPromptTokens must not be negative"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def _invalid_plan(budget: VideoBudget, model: ModelSpec, problems: list[str]) -> Plan:
+    return Plan(
+        model=model.label,
+        family=model.family.value,
+        feasible=False,
+        problems=problems,
+        frames_per_video=0,
+        frame_min_pixels=0,
+        frame_max_pixels=0,
+        worst_case_frame={},
+        tokens_per_frame_group=0,
+        tokens_per_video=0,
+        tokens_per_image=0,
+        max_model_len=0,
+        context_limit=model.max_position_embeddings,
+        limit_mm_per_prompt={},
+        mm_processor_kwargs={},
+        media_io_kwargs={},
+        fetch_timeout_seconds=0.0,
+        max_video_bytes=budget.max_video_bytes,
+        max_seconds=budget.max_seconds,
+        fps=budget.fps,
+        videos_per_prompt=budget.videos_per_prompt,
+        images_per_prompt=budget.images_per_prompt,
+        kv_bytes_per_token=0,
+        kv_bytes_per_request=0,
+    )
+
+
+def _largest_fitting(budget: VideoBudget, model: ModelSpec, limit_tokens: int, **vary: tuple[str, list[int]]) -> str:
+    """Suggestions: for each knob, the largest value (searched downward) that fits ``limit_tokens``."""
+    suggestions = []
+    for name, (attr, candidates) in vary.items():
+        for value in candidates:
+            trial = replace(budget, **{attr: value})
+            video = _video_cost(trial, model)
+            tokens_image, _ = _image_tokens(trial, model)
+            if _max_model_len(trial, video, tokens_image) <= limit_tokens:
+                suggestions.append(f"lower {name} to {value:,}")
+                break
+    return " or ".join(suggestions) if suggestions else "reduce videosPerPrompt, maxPromptTokens or maxOutputTokens"
+
+
+def _suggest(budget: VideoBudget, model: ModelSpec, video: _VideoCost, limit_tokens: int) -> str:
+    f2 = model.geometry.factor**2
+    frame_options = list(range(video.nframes - 2, FRAME_FACTOR - 1, -2))
+    min_cells = (budget.min_pixels or f2) // f2
+    pixel_options = [c * f2 for c in range(video.frame.cells(model.geometry.factor) - 1, min_cells - 1, -1)]
+    return _largest_fitting(
+        budget,
+        model,
+        limit_tokens,
+        maxFrames=("max_frames", frame_options),
+        maxPixels=("max_pixels", pixel_options),
+    )
+
+
+def _context_problem(budget: VideoBudget, model: ModelSpec, video: _VideoCost, tokens_image: int, max_len: int) -> str:
+    return (
+        f"needs {max_len:,} tokens per request but {model.label}'s context is "
+        f"{model.max_position_embeddings:,}: {_suggest(budget, model, video, model.max_position_embeddings)}"
+    )
+
+
+def _memory_problem(
+    budget: VideoBudget,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    video: _VideoCost,
+    tokens_image: int,
+    max_len: int,
+    kv_avail: int,
+    kv_token: int,
+) -> str:
+    gib = gpu.memory_bytes / GiB
+    if kv_avail <= 0:
+        return (
+            f"{model.label}'s weights (~{model.parameters * gpu.dtype_bytes / GiB:.1f} GiB) do not fit "
+            f"{gpu.count} x {gib:.0f} GiB at {gpu.memory_utilization:.0%} utilization: use more GPUs "
+            "(tensor parallel) or larger ones"
+        )
+    fits_tokens = kv_avail // kv_token
+    needed_gpus = gpu.count
+    while needed_gpus < 64:
+        needed_gpus *= 2
+        total = needed_gpus * gpu.memory_bytes * gpu.memory_utilization
+        if total - model.parameters * gpu.dtype_bytes - needed_gpus * ENGINE_OVERHEAD_BYTES >= max_len * kv_token:
+            break
+    return (
+        f"one full-budget request needs {max_len:,} tokens of KV cache ({max_len * kv_token / GiB:.1f} GiB) but "
+        f"{gpu.count} x {gib:.0f} GiB leaves room for {fits_tokens:,} tokens: "
+        f"{_suggest(budget, model, video, fits_tokens)}, or use {needed_gpus} GPUs"
+    )
