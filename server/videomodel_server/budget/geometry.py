@@ -7,6 +7,7 @@ and resizes exactly what the budget priced.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -147,6 +148,18 @@ def _upscale_candidates(factor: int, min_pixels: int) -> list[float]:
             ratios.add(r)
         j += 1
     return sorted(ratios)
+
+
+def max_frame_cells_count(factor: int, min_pixels: int, max_pixel_cap: float) -> int:
+    """Cells of :func:`max_frame_cells`, without searching for a source frame (cheap)."""
+    a, b = _largest_product_at_most(int(max_pixel_cap // factor**2))
+    return max(a * b, _max_upscaled_cells(factor, min_pixels))
+
+
+@functools.lru_cache(maxsize=256)
+def _max_upscaled_cells(factor: int, min_pixels: int) -> int:
+    m = min_pixels / factor**2
+    return max(_upscale_cells(m, r) for r in _upscale_candidates(factor, min_pixels))
 
 
 def max_frame_cells(factor: int, min_pixels: int, max_pixel_cap: float) -> FrameGeometry:

@@ -11,7 +11,14 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .geometry import FRAME_FACTOR, FrameGeometry, frame_pixel_cap, max_frame_cells
+from .geometry import (
+    FPS_MIN_FRAMES,
+    FRAME_FACTOR,
+    FrameGeometry,
+    frame_pixel_cap,
+    max_frame_cells,
+    max_frame_cells_count,
+)
 from .models import FamilyGeometry, ModelSpec
 from .tokens import image_tokens, video_tokens
 
@@ -119,22 +126,29 @@ class _VideoCost:
 
 
 def _video_cost(budget: VideoBudget, model: ModelSpec) -> _VideoCost:
-    """Worst case over every in-budget video: the longest one, at its costliest aspect ratio."""
+    """Worst case over every in-budget video: the costliest frame count at its costliest frame.
+
+    A video of D <= maxSeconds seconds samples ``floor2(clamp(D*fps, 4, maxFrames))`` frames
+    (fewer only when the source has fewer), so every even count up to ``N_max`` occurs. More
+    frames usually cost more, but under a total-pixel budget a shorter video gets more pixels
+    per frame, so each count is priced and the maximum kept.
+    """
     geometry = model.geometry
     assert budget.min_pixels is not None and budget.max_pixels is not None
-    nframes = max(FRAME_FACTOR, math.floor(min(budget.max_seconds * budget.fps, budget.max_frames) / 2) * 2)
-    # A shorter video samples fewer frames, and with a total budget each frame may then get more
-    # pixels; but total tokens ~ frames x pixels stay bounded by the longest video's count
-    # except through the 4-frame floor. Check the floors explicitly and keep the maximum.
-    best: _VideoCost | None = None
-    for n in sorted({nframes, min(nframes, 4)}):
+    longest = max(budget.max_seconds * budget.fps, FPS_MIN_FRAMES)
+    n_max = max(FRAME_FACTOR, math.floor(min(longest, budget.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+    best: tuple[int, int, float] | None = None  # tokens, frames, per-frame cap
+    for n in range(FRAME_FACTOR, n_max + 1, FRAME_FACTOR):
         cap = frame_pixel_cap(n, budget.min_pixels, budget.max_pixels, budget.total_pixels)
-        frame = max_frame_cells(geometry.factor, budget.min_pixels, cap)
-        tokens = video_tokens(geometry, n, frame.height, frame.width, budget.max_seconds)
-        if best is None or tokens > best.tokens:
-            best = _VideoCost(n, int(cap), frame, tokens)
+        cells = max_frame_cells_count(geometry.factor, budget.min_pixels, cap)
+        tokens = video_tokens(geometry, n, cells * geometry.factor, geometry.factor, budget.max_seconds)
+        if best is None or tokens >= best[0]:
+            best = (tokens, n, cap)
     assert best is not None
-    return best
+    _, nframes, cap = best
+    frame = max_frame_cells(geometry.factor, budget.min_pixels, cap)
+    tokens = video_tokens(geometry, nframes, frame.height, frame.width, budget.max_seconds)
+    return _VideoCost(nframes, int(cap), frame, tokens)
 
 
 def _image_tokens(budget: VideoBudget, model: ModelSpec) -> tuple[int, FrameGeometry | None]:
@@ -307,17 +321,29 @@ def _invalid_plan(budget: VideoBudget, model: ModelSpec, problems: list[str]) ->
     )
 
 
+def _fits(budget: VideoBudget, model: ModelSpec, limit_tokens: int) -> bool:
+    video = _video_cost(budget, model)
+    tokens_image, _ = _image_tokens(budget, model)
+    return _max_model_len(budget, video, tokens_image) <= limit_tokens
+
+
 def _largest_fitting(budget: VideoBudget, model: ModelSpec, limit_tokens: int, **vary: tuple[str, list[int]]) -> str:
-    """Suggestions: for each knob, the largest value (searched downward) that fits ``limit_tokens``."""
+    """Suggestions: for each knob, the largest candidate value that fits ``limit_tokens``.
+
+    Cost never decreases as maxFrames or maxPixels grows (the worst case is a maximum over a
+    growing set), so a binary search over the descending candidates finds the boundary.
+    """
     suggestions = []
     for name, (attr, candidates) in vary.items():
-        for value in candidates:
-            trial = replace(budget, **{attr: value})
-            video = _video_cost(trial, model)
-            tokens_image, _ = _image_tokens(trial, model)
-            if _max_model_len(trial, video, tokens_image) <= limit_tokens:
-                suggestions.append(f"lower {name} to {value:,}")
-                break
+        low, high = 0, len(candidates)  # candidates[high:] all fit, candidates[:low] do not
+        while low < high:
+            mid = (low + high) // 2
+            if _fits(replace(budget, **{attr: candidates[mid]}), model, limit_tokens):
+                high = mid
+            else:
+                low = mid + 1
+        if low < len(candidates):
+            suggestions.append(f"lower {name} to {candidates[low]:,}")
     return " or ".join(suggestions) if suggestions else "reduce videosPerPrompt, maxPromptTokens or maxOutputTokens"
 
 
