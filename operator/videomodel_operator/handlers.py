@@ -1,0 +1,192 @@
+"""The kopf shell: triggers in, :class:`~videomodel_operator.reconciling.Reconciler` passes out.
+
+Every trigger runs the same level-based pass:
+
+- create / update / resume of a VideoModel (kopf retries these with backoff on
+  :class:`kopf.TemporaryError`; an invalid spec is a :class:`kopf.PermanentError`);
+- a change to a Deployment or Service the operator owns (drift or a rollout moving on);
+- a periodic resync task (every ``resync_seconds``) that catches drift in any other child.
+
+The resync is a plain task rather than ``@kopf.timer`` on purpose: kopf timers put a finalizer
+on every object, and this operator needs none (owner references clean up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from .kube import ApiError, Connection, HttpKubeApi, KubeApi
+from .reconciling import PermanentSpecError, Reconciler
+from .rendering import MANAGED_BY
+from .spec import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+LoginFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Operator settings (from the command line or the chart's values)."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty watches the whole cluster."""
+    standalone: bool = True
+    """No peering: a single replica (the chart runs one, with a Recreate strategy)."""
+    peering_name: str | None = None
+    event_level: int = logging.WARNING
+    """Lowest level of kopf's own log messages that are also posted as Kubernetes Events."""
+    resync_seconds: float = 60.0
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    backoff_seconds: float = 5.0
+    discover_service_monitor: bool = True
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _connection_from(info: kopf.ConnectionInfo) -> Connection:
+    ssl_context = info.as_ssl_context() if info.server.startswith("https") else None
+    return Connection(server=info.server, headers=info.as_http_headers(), ssl_context=ssl_context)
+
+
+@dataclass
+class _Credentials:
+    """The last credentials kopf's login produced, shared with our own API client."""
+
+    info: kopf.ConnectionInfo | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def connect(self) -> Connection:
+        await self.ready.wait()
+        assert self.info is not None
+        return _connection_from(self.info)
+
+
+def default_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account first, then the kubeconfig (kopf's own login functions)."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return info
+
+
+def _owner_name(body: kopf.Body) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            return str(ref.get("name"))
+    return None
+
+
+def build_registry(
+    config: OperatorConfig,
+    *,
+    login: LoginFn = default_login,
+    api: KubeApi | None = None,
+    clock: Callable[[], str] = now_rfc3339,
+) -> tuple[kopf.OperatorRegistry, Reconciler]:
+    """A kopf registry with every handler bound to one Reconciler (no module-level state).
+
+    ``api`` defaults to :class:`HttpKubeApi` authenticated by the same login as kopf.
+    """
+    registry = kopf.OperatorRegistry()
+    credentials = _Credentials()
+    http_api = HttpKubeApi(credentials.connect) if api is None else None
+    reconciler = Reconciler(api or http_api, clock, discover=config.discover_service_monitor)  # type: ignore[arg-type]
+    resync_task: list[asyncio.Task[None]] = []
+
+    @kopf.on.login(registry=registry)
+    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        info: kopf.ConnectionInfo | None = login(**kwargs)
+        if info is not None:
+            credentials.info = info
+            credentials.ready.set()
+        return info
+
+    @kopf.on.startup(registry=registry)
+    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = config.event_level
+        settings.peering.standalone = config.standalone
+        if config.peering_name:
+            settings.peering.name = config.peering_name
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        resync_task.append(asyncio.create_task(_resync_forever()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        for task in resync_task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if http_api is not None:
+            await http_api.close()
+
+    async def _run(body: kopf.Body) -> None:
+        try:
+            outcome = await reconciler.reconcile(dict(body))
+        except PermanentSpecError as exc:
+            raise kopf.PermanentError(f"invalid spec: {exc}") from None
+        except ApiError as exc:
+            if exc.retryable:
+                raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=config.backoff_seconds) from exc
+            raise kopf.PermanentError(f"API refused: {exc}") from exc
+        if outcome.writes:
+            log.info(
+                "reconciled %s: %d write(s) %s", body.get("metadata", {}).get("name"), outcome.writes, outcome.applied
+            )
+
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    async def _reconcile(body: kopf.Body, **_: Any) -> None:
+        await _run(body)
+
+    async def _on_child(body: kopf.Body, type: str | None, **_: Any) -> None:
+        name = _owner_name(body)
+        namespace = body.get("metadata", {}).get("namespace")
+        if name is None or namespace is None:
+            return
+        try:
+            await reconciler.reconcile_by_name(namespace, name)
+        except PermanentSpecError:
+            pass  # reported in status by the pass itself
+        except ApiError as exc:
+            log.warning("reconcile of %s/%s after a %s change failed: %s", namespace, name, type, exc)
+
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
+    kopf.on.event("apps", "v1", "deployments", labels=labels, registry=registry)(_on_child)
+    kopf.on.event("", "v1", "services", labels=labels, registry=registry)(_on_child)
+
+    async def _resync_forever() -> None:
+        while True:
+            await asyncio.sleep(config.resync_seconds)
+            await resync_once(reconciler, config.namespaces)
+
+    return registry, reconciler
+
+
+async def resync_once(reconciler: Reconciler, namespaces: tuple[str, ...]) -> int:
+    """One resync pass over every watched VideoModel; returns the writes it made."""
+    writes = 0
+    for namespace in namespaces or (None,):
+        try:
+            bodies = await reconciler.api.list_video_models(namespace)
+        except ApiError as exc:
+            log.warning("resync: cannot list VideoModels: %s", exc)
+            continue
+        for body in bodies:
+            if body.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            try:
+                writes += (await reconciler.reconcile(body)).writes
+            except (PermanentSpecError, ApiError) as exc:
+                log.info("resync of %s: %s", body.get("metadata", {}).get("name"), exc)
+    return writes

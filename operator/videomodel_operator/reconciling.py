@@ -1,0 +1,286 @@
+"""One level-based reconcile pass: read, derive, render, compare, apply, summarize.
+
+No kopf here: the kopf shell (:mod:`videomodel_operator.handlers`) calls :meth:`Reconciler.reconcile`
+from every trigger (create, update, resume, timer, a change to an owned Deployment) and maps
+its outcome to kopf's retry semantics. All I/O goes through :class:`~videomodel_operator.kube.KubeApi`.
+
+Idempotence (SECURITY.md 16): a child is applied only when the rendered object is not already
+contained in the live one, the status only when it differs, and an Event only when a verdict
+changes; a pass over an unchanged world makes no write at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kube import ApiError, KubeApi
+from .planning import plan_for, plan_status
+from .rendering import (
+    HASH_ANNOTATION,
+    Capabilities,
+    config_map_name,
+    render,
+    selector_string,
+    service_url,
+)
+from .spec import API_VERSION, KIND, SpecError, VideoModel, parse_video_model
+from .status import Verdict, status_patch, summarize
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+OPTIONAL_KINDS: tuple[tuple[str, str], ...] = (
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+)
+"""Kinds render() emits only sometimes: pruned (if we own them) when not rendered."""
+
+RETRY_DELAYS = (0.1, 0.3, 1.0)
+"""In-pass retries of one API call; past them the shell's backoff takes over."""
+
+
+class PermanentSpecError(Exception):
+    """The spec cannot be served as written; retrying will not help until it changes."""
+
+
+def contains(desired: Any, live: Any) -> bool:
+    """Whether ``live`` already holds everything ``desired`` sets (fields the server adds are fine).
+
+    Lists must match item by item (SSA replaces atomic lists; for associative lists the server
+    keeps our order); maps may have extra keys.
+    """
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(v, live[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return False
+        return all(contains(d, x) for d, x in zip(desired, live, strict=True))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live
+    return bool(desired == live)
+
+
+def _owned_by(obj: Obj, uid: str | None) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences", []) or []
+    return any(r.get("kind") == KIND and r.get("uid") == uid for r in refs)
+
+
+@dataclass
+class Outcome:
+    """What a pass did, for logs and tests."""
+
+    writes: int = 0
+    applied: list[str] = field(default_factory=list)
+    feasible: bool = True
+    invalid: str | None = None
+
+
+class Reconciler:
+    """Reconciles VideoModels through a :class:`KubeApi`. One pass per object at a time."""
+
+    def __init__(self, api: KubeApi, clock: Callable[[], str], *, discover: bool = True) -> None:
+        self.api = api
+        self.clock = clock
+        self.discover = discover
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._caps: Capabilities | None = None
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    async def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await fn()
+            except ApiError as exc:
+                if not exc.retryable or delay is None:
+                    raise
+                log.info("retrying %s after %s", what, exc)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            monitor = False
+            if self.discover:
+                monitor = await self._call(
+                    "discovery", lambda: self.api.has_kind("monitoring.coreos.com/v1", "ServiceMonitor")
+                )
+            self._caps = Capabilities(service_monitor=monitor)
+        return self._caps
+
+    async def reconcile_by_name(self, namespace: str, name: str) -> Outcome | None:
+        body = await self._call("get", lambda: self.api.get(API_VERSION, KIND, namespace, name))
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        return await self.reconcile(body)
+
+    async def reconcile(self, body: Obj) -> Outcome:
+        meta = body.get("metadata", {})
+        async with self.lock(meta.get("namespace", "default"), meta["name"]):
+            return await self._reconcile(body)
+
+    async def _reconcile(self, body: Obj) -> Outcome:
+        meta = body.get("metadata", {})
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        generation = int(meta.get("generation", 0) or 0)
+        outcome = Outcome()
+        previous_status = body.get("status") or {}
+        deployment: Obj | None
+
+        try:
+            cr = parse_video_model(body)
+        except SpecError as exc:
+            outcome.invalid = str(exc)
+            outcome.feasible = False
+            deployment = await self._call("get", lambda: self.api.get("apps/v1", "Deployment", namespace, name))
+            verdict = Verdict(generation, _replicas_hint(body), False, invalid=str(exc), applied=False)
+            status = summarize(
+                verdict,
+                deployment,
+                previous_status,
+                self.clock(),
+                url=f"http://{name}.{namespace}.svc:{_port_hint(body)}/v1",
+                selector=selector_string(name),
+                plan=None,
+                config_hash=None,
+            )
+            outcome.writes += await self._write_status(namespace, name, previous_status, status)
+            outcome.writes += await self._event_on_change(body, previous_status, "InvalidSpec", str(exc))
+            raise PermanentSpecError(str(exc)) from None
+
+        plan = plan_for(cr.spec)
+        digest: str | None = None
+        if plan.feasible:
+            for obj in render(cr, plan, await self.capabilities()):
+                wrote = await self._ensure(obj)
+                if wrote:
+                    outcome.writes += 1
+                    outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+                if obj["kind"] == "Deployment":
+                    digest = obj["metadata"]["annotations"][HASH_ANNOTATION]
+            rendered = {o["kind"] for o in render(cr, plan, await self.capabilities())}
+            outcome.writes += await self._prune(cr, rendered)
+        else:
+            outcome.feasible = False
+
+        deployment = await self._call("get", lambda: self.api.get("apps/v1", "Deployment", namespace, name))
+        verdict = Verdict(
+            generation,
+            cr.spec.desired_replicas,
+            plan.feasible,
+            problems=tuple(plan.problems),
+            applied=plan.feasible,
+            summary=(
+                f"{plan.frames_per_video} frames, {plan.tokens_per_video:,} tokens per video; max model len "
+                f"{plan.max_model_len:,} of {plan.context_limit:,}; "
+                f"{plan.concurrent_requests} full-budget requests fit per replica"
+            ),
+        )
+        status = summarize(
+            verdict,
+            deployment,
+            previous_status,
+            self.clock(),
+            url=service_url(cr),
+            selector=selector_string(name),
+            plan=plan_status(plan),
+            config_hash=digest,
+        )
+        outcome.writes += await self._write_status(namespace, name, previous_status, status)
+        if not plan.feasible:
+            outcome.writes += await self._event_on_change(body, previous_status, "Infeasible", " ".join(plan.problems))
+        return outcome
+
+    async def _ensure(self, obj: Obj) -> bool:
+        """Apply ``obj`` unless the live object already matches it. True when it wrote."""
+        meta = obj["metadata"]
+        live = await self._call(
+            "get", lambda: self.api.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        )
+        if live is not None and contains(obj, live):
+            return False
+        await self._call("apply", lambda: self.api.apply(obj))
+        log.info("applied %s %s/%s", obj["kind"], meta["namespace"], meta["name"])
+        return True
+
+    async def _prune(self, cr: VideoModel, rendered: set[str]) -> int:
+        deleted = 0
+        for api_version, kind in OPTIONAL_KINDS:
+            if kind in rendered:
+                continue
+            if kind == "ServiceMonitor" and not (await self.capabilities()).service_monitor:
+                continue
+            ns, name = cr.metadata.namespace, cr.metadata.name
+            live = await self._call("get", functools.partial(self.api.get, api_version, kind, ns, name))
+            if live is not None and _owned_by(live, cr.metadata.uid):
+                await self._call("delete", functools.partial(self.api.delete, api_version, kind, ns, name))
+                deleted += 1
+        return deleted
+
+    async def _write_status(self, namespace: str, name: str, current: Obj, desired: Obj) -> int:
+        patch = status_patch(current, desired)
+        if patch is None:
+            return 0
+        await self._call("status", lambda: self.api.patch_status(namespace, name, patch))
+        return 1
+
+    async def _event_on_change(self, body: Obj, previous_status: Obj, reason: str, message: str) -> int:
+        """A Warning Event when this generation's verdict is new (not on every resync)."""
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0) or 0)
+        fits = next((c for c in previous_status.get("conditions", []) or [] if c.get("type") == "BudgetFits"), None)
+        if (
+            fits is not None
+            and fits.get("status") == "False"
+            and fits.get("reason") == ("InvalidSpec" if reason == "InvalidSpec" else "Infeasible")
+            and fits.get("observedGeneration") == generation
+        ):
+            return 0
+        now = self.clock()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta.get("namespace", "default")},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta.get("namespace", "default"),
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning",
+            "source": {"component": "videomodel-operator"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._call("event", lambda: self.api.create_event(event))
+        except ApiError as exc:  # an Event is best effort; the condition already says it
+            log.warning("could not post event: %s", exc)
+            return 0
+        return 1
+
+
+def _replicas_hint(body: Obj) -> int:
+    spec = body.get("spec") or {}
+    value = spec.get("replicas", 1)
+    return value if isinstance(value, int) else 1
+
+
+def _port_hint(body: Obj) -> int:
+    port = ((body.get("spec") or {}).get("service") or {}).get("port", 8000)
+    return port if isinstance(port, int) else 8000
+
+
+__all__ = ["Outcome", "PermanentSpecError", "Reconciler", "config_map_name", "contains"]

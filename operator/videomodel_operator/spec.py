@@ -1,0 +1,577 @@
+"""The ``VideoModel`` custom resource: its spec as pydantic models, validated once at the edge.
+
+This module is the single source of truth for the CR's shape: the CRD in ``crds/`` is generated
+from it (:mod:`videomodel_operator.crdgen`), the CLI and the operator parse CRs with it, and it
+converts a spec into the budget module's inputs (:meth:`VideoModelSpec.to_budget`,
+:meth:`VideoModelSpec.to_model_spec`, :meth:`VideoModelSpec.to_gpu_spec`). Field names are the
+camelCase of the CR; Python attributes are snake_case.
+
+Cross-field rules live twice on purpose: as CEL (``x-kubernetes-validations``) so the API
+server rejects a bad CR at ``kubectl apply``, and as pydantic validators so the CLI and the
+operator (which may meet a CR that predates a rule) say the same thing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+from videomodel_server.budget import BUILTIN_MODELS, Family, GpuSpec, ModelSpec, VideoBudget, lookup
+
+from .units import BANDWIDTH_PATTERN, QUANTITY_PATTERN, QuantityError, parse_bandwidth, parse_bytes
+
+GROUP = "videomodel.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "VideoModel"
+PLURAL = "videomodels"
+SINGULAR = "videomodel"
+SHORT_NAMES = ("vidm",)
+
+DEFAULT_IMAGE = "ghcr.io/videomodel/videomodel-server:0.1.0"
+SERVER_PORT = 8000
+"""The container port the server listens on; the Service port is configurable separately."""
+
+JsonObject = dict[str, Any]
+"""A Kubernetes-native object passed through as-is (affinity); validated by the API server."""
+
+ByteQuantity = Annotated[int | str, Field(json_schema_extra={"x-vm-quantity": QUANTITY_PATTERN})]
+Bandwidth = Annotated[int | str, Field(json_schema_extra={"x-vm-bandwidth": BANDWIDTH_PATTERN})]
+DnsName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+K8sName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+
+class SpecError(ValueError):
+    """A CR that cannot be served as written: a message a user can act on."""
+
+
+def _cel(rule: str, message: str) -> JsonDict:
+    return {"rule": rule, "message": message}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+class PvcSource(_Model):
+    """The checkpoint directory on a PersistentVolumeClaim, mounted read-only at ``/models``."""
+
+    claim_name: K8sName = Field(description="Name of the PVC in the VideoModel's namespace.")
+    path: str = Field(
+        default="",
+        max_length=1024,
+        pattern=r"^[^/].*$|^$",
+        description="Directory of the checkpoint inside the volume (relative, e.g. 'Qwen2-VL-7B-Instruct').",
+    )
+
+
+class HuggingFaceSource(_Model):
+    """Download from a model hub at start-up into the pod's cache volume."""
+
+    repo: str = Field(
+        min_length=1, max_length=256, pattern=r"^[\w.-]+/[\w.-]+$", description="e.g. Qwen/Qwen2-VL-7B-Instruct"
+    )
+    revision: str | None = Field(default=None, max_length=128, description="Branch, tag or commit.")
+    token_secret: SecretKeyRef | None = Field(default=None, description="Secret holding a hub token (HF_TOKEN).")
+
+
+class LocalSource(_Model):
+    """A path that already exists inside the container (baked into the image)."""
+
+    path: str = Field(min_length=1, max_length=1024, description="Absolute or working-directory-relative path.")
+
+
+class ModelSource(_Model):
+    """Where the weights come from: exactly one of ``pvc``, ``huggingFace``, ``local``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "[has(self.pvc), has(self.huggingFace), has(self.local)].filter(x, x).size() == 1",
+                    "set exactly one of pvc, huggingFace, local",
+                )
+            ]
+        }
+    )
+
+    pvc: PvcSource | None = None
+    hugging_face: HuggingFaceSource | None = None
+    local: LocalSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSource:
+        if sum(x is not None for x in (self.pvc, self.hugging_face, self.local)) != 1:
+            raise ValueError("set exactly one of pvc, huggingFace, local")
+        return self
+
+
+class ModelSection(_Model):
+    """What to serve. ``name`` finds the built-in geometry table; every value can be overridden."""
+
+    source: ModelSource
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Model name for the built-in table (e.g. Qwen/Qwen2-VL-7B-Instruct) and the default served name.",
+    )
+    family: Family | None = Field(
+        default=None, description="Model family; required when name is not in the built-in table."
+    )
+    served_name: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Name clients send as 'model'; defaults to name."
+    )
+    max_position_embeddings: int | None = Field(default=None, ge=64, le=16_777_216, description="Context override.")
+    num_hidden_layers: int | None = Field(default=None, ge=1, le=1024)
+    num_key_value_heads: int | None = Field(default=None, ge=1, le=1024)
+    head_dim: int | None = Field(default=None, ge=1, le=4096)
+    parameters: float | None = Field(default=None, gt=0, le=1e13, description="Total parameter count (weights).")
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> ModelSection:
+        builtin = lookup(self.name)
+        if builtin is not None and self.family is not None and builtin.family != self.family:
+            raise ValueError(
+                f"family {self.family.value} contradicts the built-in {builtin.name} ({builtin.family.value})"
+            )
+        if builtin is None:
+            missing = [
+                camel
+                for camel, value in (
+                    ("family", self.family),
+                    ("maxPositionEmbeddings", self.max_position_embeddings),
+                    ("numHiddenLayers", self.num_hidden_layers),
+                    ("numKeyValueHeads", self.num_key_value_heads),
+                    ("headDim", self.head_dim),
+                    ("parameters", self.parameters),
+                )
+                if value is None
+            ]
+            if missing:
+                known = ", ".join(sorted(BUILTIN_MODELS))
+                raise ValueError(
+                    f"{self.name!r} is not a built-in model ({known}): set {', '.join(missing)} in spec.model"
+                )
+        return self
+
+
+# -- budget --------------------------------------------------------------------------------
+
+
+class Budget(_Model):
+    """The video budget: what users may send (camelCase of ``VideoBudget``; see BUDGET.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.minPixels) || !has(self.maxPixels) || self.minPixels <= self.maxPixels",
+                    "minPixels must not exceed maxPixels",
+                ),
+                _cel(
+                    "!has(self.imageMinPixels) || !has(self.imageMaxPixels) || "
+                    "self.imageMinPixels <= self.imageMaxPixels",
+                    "imageMinPixels must not exceed imageMaxPixels",
+                ),
+                _cel(
+                    "self.videosPerPrompt + self.imagesPerPrompt > 0", "videosPerPrompt and imagesPerPrompt are both 0"
+                ),
+                _cel(
+                    "!has(self.totalPixels) || !has(self.minPixels) || self.totalPixels >= self.minPixels",
+                    "totalPixels must be at least minPixels",
+                ),
+            ]
+        }
+    )
+
+    max_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Longest video accepted (s).")
+    fps: float = Field(default=2.0, gt=0, le=60, description="Sampling rate fed to the model (frames/s).")
+    max_frames: int = Field(default=128, ge=2, le=16_384, description="Cap on sampled frames per video.")
+    min_pixels: int | None = Field(default=None, ge=1, le=100_000_000, description="Per frame; family default.")
+    max_pixels: int | None = Field(default=None, ge=1, le=100_000_000, description="Per frame; family default.")
+    total_pixels: int | None = Field(default=None, ge=1, le=10_000_000_000, description="Over all frames of a video.")
+    videos_per_prompt: int = Field(default=1, ge=0, le=64)
+    images_per_prompt: int = Field(default=0, ge=0, le=256)
+    image_min_pixels: int | None = Field(default=None, ge=1, le=100_000_000)
+    image_max_pixels: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_video_bytes: ByteQuantity = Field(default="256Mi", description="Largest download or data URL (bytes or 256Mi).")
+    max_prompt_tokens: int = Field(default=2048, ge=0, le=10_000_000, description="Text tokens around the media.")
+    max_output_tokens: int = Field(default=1024, ge=1, le=10_000_000)
+    min_fetch_bandwidth: Bandwidth = Field(
+        default="4Mi", description="Slowest media source supported: bytes/s ('4Mi') or bits/s ('32Mbit')."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Budget:
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ValueError(f"minPixels ({self.min_pixels}) must not exceed maxPixels ({self.max_pixels})")
+        if (
+            self.image_min_pixels is not None
+            and self.image_max_pixels is not None
+            and self.image_min_pixels > self.image_max_pixels
+        ):
+            raise ValueError("imageMinPixels must not exceed imageMaxPixels")
+        if self.videos_per_prompt + self.images_per_prompt == 0:
+            raise ValueError("videosPerPrompt and imagesPerPrompt are both 0")
+        if self.total_pixels is not None and self.min_pixels is not None and self.total_pixels < self.min_pixels:
+            raise ValueError("totalPixels must be at least minPixels")
+        try:
+            parse_bytes(self.max_video_bytes)
+            parse_bandwidth(self.min_fetch_bandwidth)
+        except QuantityError as exc:
+            raise ValueError(str(exc)) from exc
+        if parse_bytes(self.max_video_bytes) == 0:
+            raise ValueError("maxVideoBytes must be positive")
+        return self
+
+    @property
+    def max_video_bytes_int(self) -> int:
+        return parse_bytes(self.max_video_bytes)
+
+    @property
+    def min_fetch_bandwidth_bps(self) -> float:
+        return parse_bandwidth(self.min_fetch_bandwidth)
+
+
+# -- engine, resources ---------------------------------------------------------------------
+
+
+class Dtype(StrEnum):
+    AUTO = "auto"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+
+    @property
+    def bytes(self) -> int:
+        return 4 if self is Dtype.FLOAT32 else 2
+
+
+class Engine(_Model):
+    """vLLM engine settings the budget does not decide."""
+
+    tensor_parallel_size: int | None = Field(
+        default=None, ge=1, le=64, description="GPUs per replica used by the engine; defaults to resources.gpu.count."
+    )
+    dtype: Dtype = Field(default=Dtype.AUTO, description="Weights and KV cache dtype (auto = checkpoint's, bf16).")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=0.99, description="Fraction of GPU memory vLLM takes.")
+    extra_args: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=list, max_length=64, description="Passed through to the engine after '--'."
+    )
+
+
+class Gpu(_Model):
+    count: int = Field(default=1, ge=0, le=64, description="GPUs per replica; 0 serves on CPU.")
+    type: str | None = Field(
+        default=None, max_length=128, description="GPU product (e.g. NVIDIA-L4); adds a node selector on productLabel."
+    )
+    memory: ByteQuantity = Field(default="80Gi", description="Memory per GPU (e.g. 80Gi, 24Gi).")
+    resource_name: str = Field(default="nvidia.com/gpu", max_length=253, description="Extended resource name.")
+    product_label: str = Field(
+        default="nvidia.com/gpu.product", max_length=317, description="Node label matched against type."
+    )
+
+    @model_validator(mode="after")
+    def _memory(self) -> Gpu:
+        try:
+            if parse_bytes(self.memory) <= 0:
+                raise ValueError("gpu.memory must be positive")
+        except QuantityError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Resources(_Model):
+    """What one replica gets and where it may run. Unset CPU/memory are sized from the budget."""
+
+    gpu: Gpu = Field(default_factory=Gpu)
+    cpu: str | None = Field(default=None, pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$", description="CPU request.")
+    memory: ByteQuantity | None = Field(default=None, description="Memory request and limit (e.g. 32Gi).")
+    shm_size: ByteQuantity | None = Field(default=None, description="/dev/shm size limit; sized from the budget.")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: JsonObject | None = Field(default=None, description="A core/v1 Affinity, passed through.")
+    runtime_class_name: str | None = Field(default=None, max_length=253)
+    priority_class_name: str | None = Field(default=None, max_length=253)
+
+    @model_validator(mode="after")
+    def _quantities(self) -> Resources:
+        try:
+            for value in (self.memory, self.shm_size):
+                if value is not None:
+                    parse_bytes(value)
+        except QuantityError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class LocalObjectReference(_Model):
+    name: K8sName
+
+
+class SecretKeyRef(_Model):
+    name: K8sName
+    key: str = Field(default="api-key", min_length=1, max_length=253)
+
+
+# -- scaling, service, security, lifecycle ---------------------------------------------------
+
+
+class AutoscalingMetric(_Model):
+    """A per-pod metric (served through a custom-metrics adapter) and its target average."""
+
+    name: str = Field(default="videomodel_requests_in_flight", min_length=1, max_length=253)
+    average_value: str = Field(default="4", pattern=r"^[0-9]+(\.[0-9]+)?m?$", description="Target per pod.")
+
+
+class Autoscaling(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas")
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    metric: AutoscalingMetric = Field(default_factory=AutoscalingMetric)
+
+    @model_validator(mode="after")
+    def _order(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"autoscaling.minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class Service(_Model):
+    port: int = Field(default=8000, ge=1, le=65535, description="Service port (the API, /health and /metrics).")
+    type: ServiceType = ServiceType.CLUSTER_IP
+
+
+class Security(_Model):
+    allowed_media_domains: list[DnsName] = Field(
+        default_factory=list, max_length=256, description="If set, media URLs must be on these domains (or below)."
+    )
+    local_media_path: str | None = Field(
+        default=None, pattern=r"^/.*", max_length=1024, description="Root for file:// media inside the pod."
+    )
+    local_media_claim_name: K8sName | None = Field(default=None, description="PVC mounted read-only at localMediaPath.")
+    api_key_secret: SecretKeyRef | None = Field(default=None, description="Bearer key for every API route.")
+    allow_http: bool = Field(default=False, description="Allow plain http:// media URLs (https only by default).")
+
+    @model_validator(mode="after")
+    def _claim_needs_path(self) -> Security:
+        if self.local_media_claim_name and not self.local_media_path:
+            raise ValueError("security.localMediaClaimName needs security.localMediaPath")
+        return self
+
+
+class Lifecycle(_Model):
+    startup_timeout_seconds: int = Field(
+        default=1800, ge=60, le=14_400, description="How long a model load may take before the pod restarts."
+    )
+    drain_seconds: int = Field(default=120, ge=0, le=3600, description="Grace for in-flight requests on shutdown.")
+    pre_stop_seconds: int = Field(default=10, ge=0, le=300, description="Pause before SIGTERM (endpoint removal).")
+
+
+class Monitoring(_Model):
+    service_monitor: bool = Field(default=True, description="Create a ServiceMonitor when its CRD exists.")
+    interval: str = Field(default="30s", pattern=r"^[0-9]+(s|m)$")
+
+
+# -- the spec --------------------------------------------------------------------------------
+
+
+class VideoModelSpec(_Model):
+    """``spec`` of a VideoModel."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("!(has(self.replicas) && has(self.autoscaling))", "set replicas or autoscaling, not both"),
+                _cel(
+                    "!has(self.engine) || !has(self.engine.tensorParallelSize) || !has(self.resources) || "
+                    "!has(self.resources.gpu) || self.engine.tensorParallelSize <= "
+                    "(self.resources.gpu.count > 0 ? self.resources.gpu.count : 1)",
+                    "engine.tensorParallelSize must not exceed resources.gpu.count",
+                ),
+            ]
+        }
+    )
+
+    model: ModelSection
+    budget: Budget = Field(default_factory=Budget)
+    engine: Engine = Field(default_factory=Engine)
+    resources: Resources = Field(default_factory=Resources)
+    image: str = Field(default=DEFAULT_IMAGE, min_length=1, max_length=512)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
+    replicas: int | None = Field(default=None, ge=0, le=1000, description="Fixed replicas (default 1).")
+    autoscaling: Autoscaling | None = None
+    service: Service = Field(default_factory=Service)
+    security: Security = Field(default_factory=Security)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    @model_validator(mode="after")
+    def _cross(self) -> VideoModelSpec:
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError("set replicas or autoscaling, not both")
+        tp = self.engine.tensor_parallel_size
+        if tp is not None and tp > max(1, self.resources.gpu.count):
+            raise ValueError(
+                f"engine.tensorParallelSize ({tp}) must not exceed resources.gpu.count ({self.resources.gpu.count})"
+            )
+        return self
+
+    # -- conversions for derive() ----------------------------------------------------------
+
+    @property
+    def tensor_parallel_size(self) -> int:
+        if self.engine.tensor_parallel_size is not None:
+            return self.engine.tensor_parallel_size
+        return max(1, self.resources.gpu.count)
+
+    @property
+    def served_name(self) -> str:
+        return self.model.served_name or self.model.name
+
+    @property
+    def desired_replicas(self) -> int:
+        """Replicas the workload should run now (autoscaling starts at its minimum)."""
+        if self.autoscaling is not None:
+            return self.autoscaling.min_replicas
+        return 1 if self.replicas is None else self.replicas
+
+    def to_budget(self) -> VideoBudget:
+        b = self.budget
+        return VideoBudget(
+            max_seconds=b.max_seconds,
+            fps=b.fps,
+            max_frames=b.max_frames,
+            min_pixels=b.min_pixels,
+            max_pixels=b.max_pixels,
+            total_pixels=b.total_pixels,
+            videos_per_prompt=b.videos_per_prompt,
+            images_per_prompt=b.images_per_prompt,
+            image_min_pixels=b.image_min_pixels,
+            image_max_pixels=b.image_max_pixels,
+            max_video_bytes=b.max_video_bytes_int,
+            max_prompt_tokens=b.max_prompt_tokens,
+            max_output_tokens=b.max_output_tokens,
+            min_fetch_bandwidth=b.min_fetch_bandwidth_bps,
+        )
+
+    def to_model_spec(self) -> ModelSpec:
+        m = self.model
+        base = lookup(m.name)
+        overrides: dict[str, object] = {
+            "max_position_embeddings": m.max_position_embeddings,
+            "num_hidden_layers": m.num_hidden_layers,
+            "num_key_value_heads": m.num_key_value_heads,
+            "head_dim": m.head_dim,
+            "parameters": m.parameters,
+        }
+        if base is None:
+            # _resolvable() guarantees every field is present.
+            assert m.family is not None
+            assert m.max_position_embeddings is not None and m.num_hidden_layers is not None
+            assert m.num_key_value_heads is not None and m.head_dim is not None and m.parameters is not None
+            return ModelSpec(
+                name=m.name.rsplit("/", 1)[-1],
+                family=m.family,
+                max_position_embeddings=m.max_position_embeddings,
+                num_hidden_layers=m.num_hidden_layers,
+                num_key_value_heads=m.num_key_value_heads,
+                head_dim=m.head_dim,
+                parameters=m.parameters,
+                source="VideoModel spec.model",
+            )
+        return base.with_overrides(**overrides)
+
+    def to_gpu_spec(self) -> GpuSpec:
+        """The accelerator memory the plan is checked against.
+
+        With ``gpu.count == 0`` (CPU serving, as in the demo) ``gpu.memory`` stands for the host
+        memory the engine may use and ``gpuMemoryUtilization`` for the fraction it reserves.
+        """
+        return GpuSpec(
+            count=self.tensor_parallel_size,
+            memory_bytes=parse_bytes(self.resources.gpu.memory),
+            memory_utilization=self.engine.gpu_memory_utilization,
+            dtype_bytes=self.engine.dtype.bytes,
+        )
+
+
+# -- the whole object ------------------------------------------------------------------------
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields the operator reads; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: K8sName
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class VideoModel(BaseModel):
+    """A parsed VideoModel: metadata plus a validated spec."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    api_version: Literal["videomodel.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["VideoModel"]
+    metadata: ObjectMeta
+    spec: VideoModelSpec
+
+
+def parse_video_model(body: dict[str, Any]) -> VideoModel:
+    """Validate a VideoModel body; raise :class:`SpecError` with every problem in one message."""
+    try:
+        return VideoModel.model_validate(body)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """``spec.budget.fps: Input should be greater than 0`` lines, without pydantic's URLs."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,416 @@
+"""From a validated chat request to a :class:`ChatJob`: pure checks, limits and clamping.
+
+Everything a request may ask for is decided here, before any byte of media is fetched: the
+media count per prompt, the sampling parameters, and the per-request video knobs
+(``media_io_kwargs``, ``mm_processor_kwargs``, Qwen's per-item ``fps``/``nframes``/pixels),
+which are honoured inside the budget and clamped to it otherwise, with a note for each clamp
+that the response reports (SECURITY.md item 9). No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .api.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    ImageUrlPart,
+    ProcessorKwargs,
+    QwenImagePart,
+    QwenVideoPart,
+    TextPart,
+    VideoIoKwargs,
+    VideoUrlPart,
+)
+from .budget import FRAME_FACTOR, Plan, VideoBudget
+from .errors import InvalidRequest, ModelNotFound, OverBudget
+
+Role = Literal["system", "user", "assistant"]
+MediaKind = Literal["video", "image"]
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask for: the resolved budget, the Plan and the request settings."""
+
+    model_name: str
+    fps: float
+    max_frames: int
+    frames_per_video: int
+    min_pixels: int
+    max_pixels: int
+    total_pixels: int | None
+    videos_per_prompt: int
+    images_per_prompt: int
+    max_output_tokens: int
+    max_n: int = 4
+    max_top_logprobs: int = 20
+    max_stop_sequences: int = 4
+    max_messages: int = 256
+
+    @classmethod
+    def from_plan(cls, model_name: str, budget: VideoBudget, plan: Plan, **request_limits: int) -> RequestLimits:
+        """``budget`` must be resolved (pixel defaults filled in) for the served family."""
+        assert budget.min_pixels is not None and budget.max_pixels is not None
+        return cls(
+            model_name=model_name,
+            fps=budget.fps,
+            max_frames=budget.max_frames,
+            frames_per_video=plan.frames_per_video,
+            min_pixels=budget.min_pixels,
+            max_pixels=budget.max_pixels,
+            total_pixels=budget.total_pixels,
+            videos_per_prompt=budget.videos_per_prompt,
+            images_per_prompt=budget.images_per_prompt,
+            max_output_tokens=budget.max_output_tokens,
+            **request_limits,
+        )
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The sampling one video gets: the budget's, or a client's narrower choice.
+
+    ``num_frames`` asks for an exact (even) frame count instead of ``fps``; at most one of the two
+    differs from the budget's default.
+    """
+
+    fps: float
+    max_frames: int
+    min_pixels: int
+    max_pixels: int
+    total_pixels: int | None
+    num_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """One media item of the prompt, in prompt order; ``index`` counts within its kind."""
+
+    kind: MediaKind
+    url: str
+    index: int
+    options: VideoOptions | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message: text pieces and media placeholders (``MediaRef``) in their order."""
+
+    role: Role
+    parts: tuple[str | MediaRef, ...]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int
+    max_tokens: int
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    min_p: float | None
+    seed: int | None
+    stop: tuple[str, ...]
+    presence_penalty: float | None
+    frequency_penalty: float | None
+    repetition_penalty: float | None
+    logprobs: int | None
+    """None: no logprobs; k: the sampled token's plus the top k alternatives."""
+
+
+@dataclass(frozen=True)
+class ChatJob:
+    turns: tuple[Turn, ...]
+    media: tuple[MediaRef, ...]
+    sampling: Sampling
+    stream: bool
+    include_usage: bool
+    clamped: tuple[str, ...] = field(default=())
+
+    @property
+    def videos(self) -> tuple[MediaRef, ...]:
+        return tuple(m for m in self.media if m.kind == "video")
+
+    @property
+    def images(self) -> tuple[MediaRef, ...]:
+        return tuple(m for m in self.media if m.kind == "image")
+
+
+_UNSUPPORTED = (
+    ("tools", "tool calling"),
+    ("functions", "function calling"),
+    ("function_call", "function calling"),
+    ("logit_bias", "logit_bias"),
+    ("audio", "audio output"),
+    ("prediction", "predicted outputs"),
+)
+
+
+def build(request: ChatCompletionRequest, limits: RequestLimits) -> ChatJob:
+    """Check ``request`` against ``limits``; raise :class:`InvalidRequest`/:class:`OverBudget` or return the job."""
+    _refuse_unsupported(request)
+    if request.model is not None and request.model != limits.model_name:
+        raise ModelNotFound(f"model {_safe_name(request.model)!r} is not served here; use {limits.model_name!r}")
+    if len(request.messages) > limits.max_messages:
+        raise OverBudget(
+            f"request has {len(request.messages)} messages; this server accepts at most {limits.max_messages}",
+            param="messages",
+        )
+    clamped: list[str] = []
+    base = _request_video_options(request, limits, clamped)
+    turns: list[Turn] = []
+    media: list[MediaRef] = []
+    for position, message in enumerate(request.messages):
+        turn = _turn(message, position, base, limits, media, clamped)
+        turns.append(turn)
+    _check_media_counts(media, limits)
+    return ChatJob(
+        turns=tuple(turns),
+        media=tuple(media),
+        sampling=_sampling(request, limits),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        clamped=tuple(dict.fromkeys(clamped)),
+    )
+
+
+def _refuse_unsupported(request: ChatCompletionRequest) -> None:
+    for attr, what in _UNSUPPORTED:
+        if getattr(request, attr):
+            raise InvalidRequest(f"{what} is not supported by this server", param=attr, code="unsupported")
+    if request.tool_choice not in (None, "none"):
+        raise InvalidRequest("tool calling is not supported by this server", param="tool_choice", code="unsupported")
+    if request.response_format and request.response_format.get("type", "text") != "text":
+        raise InvalidRequest(
+            "response_format other than text is not supported by this server",
+            param="response_format",
+            code="unsupported",
+        )
+    if request.modalities and set(request.modalities) - {"text"}:
+        raise InvalidRequest("only text output is supported", param="modalities", code="unsupported")
+    if request.use_beam_search:
+        raise InvalidRequest("beam search is not supported by this server", param="use_beam_search", code="unsupported")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest("stream_options is only allowed with stream=true", param="stream_options")
+
+
+def _turn(
+    message: ChatMessage,
+    position: int,
+    base: VideoOptions,
+    limits: RequestLimits,
+    media: list[MediaRef],
+    clamped: list[str],
+) -> Turn:
+    param = f"messages[{position}]"
+    if message.role == "tool" or message.tool_calls:
+        raise InvalidRequest("tool messages are not supported by this server", param=param, code="unsupported")
+    role: Role = "system" if message.role == "developer" else message.role
+    content = message.content
+    if content is None:
+        raise InvalidRequest(f"{param}.content is missing", param=f"{param}.content")
+    if isinstance(content, str):
+        return Turn(role, (content,))
+    parts: list[str | MediaRef] = []
+    for index, part in enumerate(content):
+        where = f"{param}.content[{index}]"
+        if isinstance(part, TextPart):
+            parts.append(part.text)
+            continue
+        if role != "user":
+            raise InvalidRequest(f"{where}: media is only allowed in user messages", param=where)
+        ref = _media_ref(part, where, base, limits, media, clamped)
+        media.append(ref)
+        parts.append(ref)
+    return Turn(role, tuple(parts))
+
+
+def _media_ref(
+    part: ImageUrlPart | VideoUrlPart | QwenVideoPart | QwenImagePart,
+    where: str,
+    base: VideoOptions,
+    limits: RequestLimits,
+    media: list[MediaRef],
+    clamped: list[str],
+) -> MediaRef:
+    videos = sum(1 for m in media if m.kind == "video")
+    images = len(media) - videos
+    if isinstance(part, ImageUrlPart):
+        return MediaRef("image", part.image_url.url, images)
+    if isinstance(part, QwenImagePart):
+        return MediaRef("image", part.image, images)
+    if isinstance(part, VideoUrlPart):
+        return MediaRef("video", part.video_url.url, videos, base)
+    if not isinstance(part.video, str):
+        raise InvalidRequest(
+            f"{where}: a video given as a list of frames is not supported; send one video URL",
+            param=where,
+            code="unsupported",
+        )
+    item = ProcessorKwargs(
+        fps=part.fps,
+        num_frames=part.nframes,
+        min_pixels=part.min_pixels,
+        max_pixels=part.max_pixels,
+        total_pixels=part.total_pixels,
+    )
+    return MediaRef("video", part.video, videos, _clamp(base, item, limits, clamped, where))
+
+
+def _check_media_counts(media: list[MediaRef], limits: RequestLimits) -> None:
+    videos = sum(1 for m in media if m.kind == "video")
+    images = len(media) - videos
+    if videos > limits.videos_per_prompt:
+        raise OverBudget(
+            f"request has {videos} videos; this model accepts at most {limits.videos_per_prompt} per prompt",
+            param="messages",
+        )
+    if images > limits.images_per_prompt:
+        raise OverBudget(
+            f"request has {images} images; this model accepts at most {limits.images_per_prompt} per prompt",
+            param="messages",
+        )
+
+
+def _budget_options(limits: RequestLimits) -> VideoOptions:
+    return VideoOptions(
+        fps=limits.fps,
+        max_frames=limits.max_frames,
+        min_pixels=limits.min_pixels,
+        max_pixels=limits.max_pixels,
+        total_pixels=limits.total_pixels,
+    )
+
+
+def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits, clamped: list[str]) -> VideoOptions:
+    """The request-wide video knobs: ``media_io_kwargs.video`` and ``mm_processor_kwargs`` merged."""
+    io = (request.media_io_kwargs.video if request.media_io_kwargs else None) or VideoIoKwargs()
+    proc = request.mm_processor_kwargs or ProcessorKwargs()
+    for name in ("fps", "num_frames", "max_frames"):
+        a, b = getattr(io, name), getattr(proc, name)
+        if a is not None and b is not None and a != b:
+            raise InvalidRequest(
+                f"{name} differs between media_io_kwargs.video and mm_processor_kwargs; set it once",
+                param="mm_processor_kwargs",
+            )
+    merged = ProcessorKwargs(
+        fps=io.fps if io.fps is not None else proc.fps,
+        num_frames=io.num_frames if io.num_frames is not None else proc.num_frames,
+        max_frames=io.max_frames if io.max_frames is not None else proc.max_frames,
+        min_pixels=proc.min_pixels,
+        max_pixels=proc.max_pixels,
+        total_pixels=proc.total_pixels,
+    )
+    return _clamp(_budget_options(limits), merged, limits, clamped, "mm_processor_kwargs")
+
+
+def _clamp(
+    base: VideoOptions, ask: ProcessorKwargs, limits: RequestLimits, clamped: list[str], where: str
+) -> VideoOptions:
+    """``base`` narrowed by ``ask``; anything past the budget is clamped to it and noted.
+
+    Only ever lowers cost: fps, frames and the pixel caps may go down, not up; ``min_pixels`` may
+    go down (a higher floor would enlarge tiny frames past what the budget priced).
+    """
+    if ask.fps is not None and ask.num_frames is not None:
+        raise InvalidRequest(f"{where}: set fps or num_frames, not both", param=where)
+
+    def cap(name: str, asked: float | None, current: float, limit: float) -> float:
+        if asked is None:
+            return current
+        if asked > limit:
+            clamped.append(f"{name}={_num(asked)}->{_num(limit)}")
+            return limit
+        return asked
+
+    fps = cap("fps", ask.fps, base.fps, limits.fps)
+    max_frames = int(cap("max_frames", ask.max_frames, base.max_frames, limits.max_frames))
+    max_pixels = int(cap("max_pixels", ask.max_pixels, base.max_pixels, limits.max_pixels))
+    min_pixels = int(cap("min_pixels", ask.min_pixels, base.min_pixels, limits.min_pixels))
+    if min_pixels > max_pixels:
+        raise InvalidRequest(f"{where}: min_pixels ({min_pixels}) is above max_pixels ({max_pixels})", param=where)
+    total: int | None = base.total_pixels
+    if ask.total_pixels is not None:
+        total_limit = limits.total_pixels
+        if total_limit is not None and ask.total_pixels > total_limit:
+            clamped.append(f"total_pixels={ask.total_pixels}->{total_limit}")
+            total = total_limit
+        else:
+            total = ask.total_pixels
+    num_frames = base.num_frames
+    if ask.num_frames is not None:
+        num_frames = ask.num_frames - ask.num_frames % FRAME_FACTOR
+        if num_frames != ask.num_frames:
+            clamped.append(f"num_frames={ask.num_frames}->{num_frames}")
+        if num_frames > limits.frames_per_video:
+            clamped.append(f"num_frames={num_frames}->{limits.frames_per_video}")
+            num_frames = limits.frames_per_video
+    if ask.fps is not None:
+        num_frames = None
+    return VideoOptions(
+        fps=fps,
+        max_frames=max_frames,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        total_pixels=total,
+        num_frames=num_frames,
+    )
+
+
+def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling:
+    both = request.max_tokens is not None and request.max_completion_tokens is not None
+    if both and request.max_tokens != request.max_completion_tokens:
+        raise InvalidRequest("max_tokens and max_completion_tokens differ; set one", param="max_tokens")
+    asked = request.max_completion_tokens or request.max_tokens
+    if asked is not None and asked > limits.max_output_tokens:
+        raise OverBudget(
+            f"max_tokens is {asked}; this model generates at most {limits.max_output_tokens} tokens per request",
+            param="max_tokens",
+        )
+    if request.n > limits.max_n:
+        raise OverBudget(f"n is {request.n}; this server allows at most {limits.max_n}", param="n")
+    stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+    if len(stop) > limits.max_stop_sequences:
+        raise OverBudget(
+            f"stop has {len(stop)} sequences; this server allows at most {limits.max_stop_sequences}", param="stop"
+        )
+    if any(not s for s in stop):
+        raise InvalidRequest("stop sequences must not be empty", param="stop")
+    logprobs: int | None = None
+    if request.logprobs:
+        logprobs = request.top_logprobs or 0
+        if logprobs > limits.max_top_logprobs:
+            raise OverBudget(
+                f"top_logprobs is {logprobs}; this server allows at most {limits.max_top_logprobs}",
+                param="top_logprobs",
+            )
+    elif request.top_logprobs:
+        raise InvalidRequest("top_logprobs requires logprobs=true", param="top_logprobs")
+    return Sampling(
+        n=request.n,
+        max_tokens=asked or limits.max_output_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        min_p=request.min_p,
+        seed=request.seed,
+        stop=stop,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        repetition_penalty=request.repetition_penalty,
+        logprobs=logprobs,
+    )
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+
+
+def _safe_name(name: str) -> str:
+    """A client-supplied name fit to appear in a message, or a stand-in (never echo raw input)."""
+    return name if _SAFE_NAME.match(name) else "<unprintable>"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,366 @@
+"""The inference engine behind one seam: the :class:`Engine` protocol and its vLLM adapter.
+
+The serving code sees only :class:`Engine`: render the chat template, count tokens, generate a
+stream of :class:`EngineStep` deltas, report readiness. :class:`VllmEngine` runs vLLM's
+``AsyncLLM`` in this process (its engine core in a child process, as vLLM does) and passes each
+video as ``(frames, metadata)`` so M-RoPE gets the true timestamps; closing the generator
+returned by :meth:`Engine.generate` aborts the engine request (vLLM does that on
+``GeneratorExit``/cancellation). Tests may swap in any other implementation.
+
+vLLM and transformers are imported lazily, in :meth:`VllmEngine.start`, so the API layer and
+its tests import without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .conversation import MediaRef, Sampling, Turn
+from .errors import EngineFailure, InvalidRequest, NotReady
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineVideo:
+    frames: npt.NDArray[np.uint8]
+    """T x H x W x C, uint8 RGB, already sampled and resized by the media pipeline."""
+    metadata: dict[str, Any]
+    """What vLLM's processor needs for timestamps: fps (the sampling fps), frames_indices,
+    total_num_frames, duration, do_sample_frames=False."""
+
+
+@dataclass(frozen=True)
+class EngineInput:
+    """A rendered prompt and its media, in placeholder order per kind."""
+
+    prompt: str
+    videos: tuple[EngineVideo, ...] = ()
+    images: tuple[npt.NDArray[np.uint8], ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprobInfo:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ChoiceDelta:
+    index: int
+    text: str
+    tokens: int
+    """New completion tokens in this delta."""
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprobInfo, ...] | None = None
+
+
+@dataclass(frozen=True)
+class EngineStep:
+    prompt_tokens: int | None
+    choices: tuple[ChoiceDelta, ...] = field(default=())
+
+
+class Engine(Protocol):
+    """What the server needs from an inference engine."""
+
+    @property
+    def ready(self) -> bool:
+        """True once loaded and while it can serve."""
+        ...
+
+    @property
+    def dead(self) -> bool:
+        """True once the engine has failed for good (the process must restart)."""
+        ...
+
+    def unfinished_requests(self) -> int: ...
+
+    async def start(self) -> None:
+        """Load the model (may take minutes); raise if it cannot be served."""
+        ...
+
+    def render(self, turns: Sequence[Turn]) -> str:
+        """The prompt for ``turns`` through the checkpoint's chat template (CPU only, no I/O)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def media_placeholder_tokens(self) -> int:
+        """Tokens a rendered media placeholder costs before the processor expands it."""
+        ...
+
+    def generate(self, request: EngineInput, sampling: Sampling, request_id: str) -> AsyncGenerator[EngineStep, None]:
+        """Deltas of the completion; closing the iterator early aborts the engine request."""
+        ...
+
+    async def shutdown(self) -> None: ...
+
+
+def template_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Turns in the Hugging Face chat-template shape; media become ``{"type": "video"|"image"}``."""
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        if all(isinstance(p, str) for p in turn.parts):
+            messages.append({"role": turn.role, "content": "".join(p for p in turn.parts if isinstance(p, str))})
+            continue
+        content: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, MediaRef):
+                content.append({"type": part.kind})
+            else:
+                content.append({"type": "text", "text": part})
+        messages.append({"role": turn.role, "content": content})
+    return messages
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the vLLM adapter needs; built by the CLI from the settings and the Plan."""
+
+    model: Path
+    served_model_name: str
+    max_model_len: int
+    limit_mm_per_prompt: dict[str, dict[str, int]]
+    mm_processor_kwargs: dict[str, Any]
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    extra_args: tuple[str, ...] = ()
+    seed: int = 0
+
+
+OWNED_ENGINE_FLAGS = frozenset(
+    {
+        "--model",
+        "--served-model-name",
+        "--max-model-len",
+        "--limit-mm-per-prompt",
+        "--mm-processor-kwargs",
+        "--tensor-parallel-size",
+        "-tp",
+        "--dtype",
+        "--gpu-memory-utilization",
+    }
+)
+
+
+def check_passthrough(extra_args: Sequence[str]) -> None:
+    """Refuse pass-through engine flags that would override what the budget derived."""
+    for arg in extra_args:
+        flag = arg.split("=", 1)[0]
+        if flag in OWNED_ENGINE_FLAGS:
+            raise ValueError(
+                f"{flag} is set by videomodel-server from the budget; use its own flag, not the passthrough"
+            )
+
+
+def engine_argv(config: EngineConfig) -> list[str]:
+    """vLLM engine arguments as a command line, parsed by vLLM's own parser (passthrough last)."""
+    import json
+
+    check_passthrough(config.extra_args)
+    return [
+        "--model",
+        str(config.model),
+        "--served-model-name",
+        config.served_model_name,
+        "--max-model-len",
+        str(config.max_model_len),
+        "--limit-mm-per-prompt",
+        json.dumps(config.limit_mm_per_prompt),
+        "--mm-processor-kwargs",
+        json.dumps(config.mm_processor_kwargs),
+        "--tensor-parallel-size",
+        str(config.tensor_parallel_size),
+        "--dtype",
+        config.dtype,
+        "--gpu-memory-utilization",
+        str(config.gpu_memory_utilization),
+        "--seed",
+        str(config.seed),
+        *config.extra_args,
+    ]
+
+
+class VllmEngine:
+    """:class:`Engine` on vLLM's ``AsyncLLM``."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._llm: Any = None
+        self._processor: Any = None
+        self._tokenizer: Any = None
+        self._placeholder_tokens = 3
+        self._ready = False
+        self._start_failed = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and not self.dead
+
+    @property
+    def dead(self) -> bool:
+        if self._start_failed:
+            return True
+        return bool(self._llm is not None and self._llm.errored)
+
+    def unfinished_requests(self) -> int:
+        return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
+
+    async def start(self) -> None:
+        try:
+            # Model load and profiling block for minutes: keep the event loop free so /health
+            # answers 503 meanwhile. AsyncLLM starts its output handler on the first request.
+            self._processor, self._tokenizer = await asyncio.to_thread(self._load_processor)
+            self._llm = await asyncio.to_thread(self._build)
+        except BaseException:
+            self._start_failed = True
+            raise
+        self._ready = True
+        log.info("engine ready", extra={"model": self.config.served_model_name})
+
+    def _load_processor(self) -> tuple[Any, Any]:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(str(self.config.model))  # type: ignore[no-untyped-call]
+        tokenizer = getattr(processor, "tokenizer", processor)
+        if getattr(processor, "chat_template", None) is None and getattr(tokenizer, "chat_template", None) is None:
+            raise RuntimeError(f"the checkpoint at {self.config.model} has no chat template")
+        sample = template_messages([Turn("user", (MediaRef("video", "", 0),))])
+        with_video = self._apply_template(processor, tokenizer, sample, add_generation_prompt=False)
+        without = self._apply_template(processor, tokenizer, [{"role": "user", "content": ""}], False)
+        self._placeholder_tokens = max(0, len(tokenizer(with_video).input_ids) - len(tokenizer(without).input_ids))
+        return processor, tokenizer
+
+    def _build(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser())  # type: ignore[no-untyped-call]
+        args = AsyncEngineArgs.from_cli_args(parser.parse_args(engine_argv(self.config)))
+        return AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
+
+    @staticmethod
+    def _apply_template(
+        processor: Any, tokenizer: Any, messages: list[dict[str, Any]], add_generation_prompt: bool
+    ) -> str:
+        owner = processor if getattr(processor, "chat_template", None) is not None else tokenizer
+        text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        assert isinstance(text, str)
+        return text
+
+    def render(self, turns: Sequence[Turn]) -> str:
+        if self._processor is None:
+            raise NotReady("the model is still loading")
+        try:
+            return self._apply_template(self._processor, self._tokenizer, template_messages(turns), True)
+        except Exception as exc:  # jinja raises on conversations the template refuses
+            raise InvalidRequest(
+                f"the model's chat template refused the conversation ({type(exc).__name__})", code="template_error"
+            ) from None
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is None:
+            raise NotReady("the model is still loading")
+        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
+
+    def media_placeholder_tokens(self) -> int:
+        return self._placeholder_tokens
+
+    async def generate(
+        self, request: EngineInput, sampling: Sampling, request_id: str
+    ) -> AsyncGenerator[EngineStep, None]:
+        if not self.ready:
+            raise NotReady("the engine is not ready")
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        params = SamplingParams(
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=1.0 if sampling.temperature is None else sampling.temperature,
+            top_p=1.0 if sampling.top_p is None else sampling.top_p,
+            top_k=0 if sampling.top_k is None else sampling.top_k,
+            min_p=0.0 if sampling.min_p is None else sampling.min_p,
+            seed=sampling.seed,
+            stop=list(sampling.stop) or None,
+            presence_penalty=sampling.presence_penalty or 0.0,
+            frequency_penalty=sampling.frequency_penalty or 0.0,
+            repetition_penalty=sampling.repetition_penalty or 1.0,
+            logprobs=sampling.logprobs,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        mm_data: dict[str, Any] = {}
+        if request.videos:
+            mm_data["video"] = [(v.frames, dict(v.metadata)) for v in request.videos]
+        if request.images:
+            mm_data["image"] = list(request.images)
+        prompt: dict[str, Any] = {"prompt": request.prompt}
+        if mm_data:
+            prompt["multi_modal_data"] = mm_data
+        from vllm.exceptions import VLLMValidationError
+
+        try:
+            async for out in self._llm.generate(prompt, params, request_id):
+                prompt_ids = out.prompt_token_ids
+                yield EngineStep(
+                    prompt_tokens=len(prompt_ids) if prompt_ids is not None else None,
+                    choices=tuple(_delta(c, sampling.logprobs) for c in out.outputs),
+                )
+        except (VLLMValidationError, ValueError) as exc:
+            # Validation happens before any token is produced; vLLM's messages describe the
+            # request's shape (lengths, counts), never its content.
+            raise InvalidRequest(f"the engine refused the request: {_first_line(exc)}", code="engine_refused") from None
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            if self.dead:
+                raise NotReady("the engine has stopped", code="engine_dead") from exc
+            raise EngineFailure(f"the engine failed ({type(exc).__name__})") from exc
+
+    async def shutdown(self) -> None:
+        llm, self._llm = self._llm, None
+        self._ready = False
+        if llm is not None:
+            await asyncio.to_thread(llm.shutdown)
+
+
+def _delta(output: Any, top_k: int | None) -> ChoiceDelta:
+    """One vLLM ``CompletionOutput`` (DELTA kind) as a :class:`ChoiceDelta`."""
+    logprobs: tuple[TokenLogprobInfo, ...] | None = None
+    if output.logprobs is not None and top_k is not None:
+        infos = []
+        for token_id, position in zip(output.token_ids, output.logprobs, strict=False):
+            chosen = position.get(token_id)
+            ranked = sorted(position.values(), key=lambda lp: lp.rank if lp.rank is not None else 1 << 30)
+            infos.append(
+                TokenLogprobInfo(
+                    token=(chosen.decoded_token or "") if chosen is not None else "",
+                    logprob=float(chosen.logprob) if chosen is not None else float("-inf"),
+                    top=tuple((lp.decoded_token or "", float(lp.logprob)) for lp in ranked[:top_k]),
+                )
+            )
+        logprobs = tuple(infos)
+    return ChoiceDelta(
+        index=int(output.index),
+        text=str(output.text),
+        tokens=len(output.token_ids),
+        finish_reason=output.finish_reason,
+        logprobs=logprobs,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

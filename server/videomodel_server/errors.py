@@ -1,0 +1,97 @@
+"""The server's one error tree. Pure: no FastAPI here; ``api.errors`` maps it to HTTP in one place.
+
+Every error carries the HTTP status, an OpenAI ``type``, a stable machine ``code`` (a bounded set,
+safe as a metric label) and a human message that names the limit and the offending value. A
+message never contains raw input, base64, object reprs or addresses (SECURITY.md item 10).
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base of everything the API reports to a client."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ServerError):
+    """The request is malformed or asks for something this server does not do (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class OverBudget(InvalidRequest):
+    """The request is well-formed but exceeds the served budget (400, names the limit)."""
+
+    code = "over_budget"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The body or a media item is bigger than allowed (413)."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnprocessableMedia(InvalidRequest):
+    """Media that could not be fetched, probed or decoded for a reason on the client's side (422)."""
+
+    status = 422
+    code = "unprocessable_media"
+
+
+class Unauthorized(ServerError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(ServerError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class Unavailable(ServerError):
+    """The server cannot take the request now; the client should retry (503 + Retry-After)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class Overloaded(Unavailable):
+    code = "overloaded"
+
+
+class NotReady(Unavailable):
+    code = "not_ready"
+
+
+class DeadlineExceeded(ServerError):
+    """The request ran past its overall deadline (504)."""
+
+    status = 504
+    type = "timeout_error"
+    code = "deadline_exceeded"
+
+
+class EngineFailure(ServerError):
+    """The engine failed on a valid request: our bug or a dead engine (500)."""
+
+    code = "engine_error"

@@ -1,0 +1,59 @@
+"""The media seam: what the serving code needs from the media pipeline (fetch, probe, decode).
+
+:class:`MediaLoader` turns one :class:`~videomodel_server.conversation.MediaRef` into decoded,
+sampled, resized frames plus the metadata vLLM needs, or raises an error of the server's tree
+(:class:`~videomodel_server.errors.ServerError`). The production implementation adapts
+``videomodel_server.media`` (see :mod:`videomodel_server.media_adapter`); tests may use any
+other implementation. Cancelling :meth:`MediaLoader.load` must stop the fetch/decode it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .conversation import MediaRef
+
+
+@dataclass(frozen=True)
+class LoadedMedia:
+    """One decoded media item.
+
+    ``frames`` is T x H x W x 3 uint8 for a video, H x W x 3 for an image. ``timings`` holds
+    the seconds each stage took (``fetch``, ``probe``, ``decode``); ``clamped`` notes where the
+    pipeline sampled differently than asked (for example a video sampled sparser to fit
+    ``max_frames``).
+    """
+
+    ref: MediaRef
+    frames: npt.NDArray[np.uint8]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sample_fps: float | None = None
+    duration: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    clamped: tuple[str, ...] = ()
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frames.shape[0]) if self.ref.kind == "video" else 1
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[-3])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[-2])
+
+
+class MediaLoader(Protocol):
+    async def load(self, ref: MediaRef) -> LoadedMedia:
+        """Fetch, check, sample and decode ``ref``; raise a :class:`ServerError` for bad media."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the worker pool (process shutdown)."""
+        ...

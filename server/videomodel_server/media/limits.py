@@ -1,0 +1,194 @@
+"""Every limit of the media pipeline, named and typed, with safe defaults, in one place.
+
+``MediaLimits`` is what the fetch/probe/decode stages enforce (bytes, seconds, addresses,
+deadlines, worker resources); ``SamplingBudget`` is the part of the video budget that decides
+*which* frames and *what size* (fps, frames, pixels, the family's pixels-per-token factor). The
+server builds both once at start-up from its flags / the budget Plan; per-request client knobs
+arrive as ``SamplingOverrides`` and are clamped to the budget, never beyond it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget
+
+MiB = 1024**2
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Limits for fetching, probing and decoding one media item. All units in the field name."""
+
+    max_video_bytes: int = 256 * MiB
+    """Largest video download / data URL / local file (maxVideoBytes)."""
+    max_image_bytes: int = 20 * MiB
+    max_seconds: float = 600.0
+    """Longest video accepted (maxSeconds)."""
+
+    # -- fetch
+    allow_http: bool = True
+    """Plain ``http://`` URLs (``https`` is always allowed). Redirects https->http need it too."""
+    allow_data_urls: bool = True
+    allowed_domains: tuple[str, ...] = ()
+    """If set, hosts must equal one of these or be a subdomain of one. Narrows the address
+    check; never replaces it."""
+    allowed_local_root: Path | None = None
+    """``file://`` URLs are accepted only under this directory; None disables them."""
+    allow_private_addresses: bool = False
+    """TESTS ONLY: let fetches reach loopback/private addresses (a local test server)."""
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 10.0
+    """Longest silence between two received chunks."""
+    fetch_timeout_seconds: float = 60.0
+    """Whole fetch, every redirect hop included (the Plan's fetch_timeout_seconds)."""
+    max_redirects: int = 3
+    user_agent: str = "videomodel-media/1"
+
+    # -- probe
+    max_streams: int = 8
+    """Streams of any kind in one container."""
+    max_source_width: int = 8192
+    max_source_height: int = 8192
+    max_source_pixels: int = 7680 * 4320
+    """Source frame area (8K UHD); each decoded source frame is held in a worker once."""
+    max_source_fps: float = 480.0
+    """Declared frame rates above this are refused: decoding walks every frame."""
+    max_probe_packets: int = 200_000
+    """When the header has no duration, at most this many packets are walked to find it."""
+
+    # -- decode
+    decode_workers: int = 2
+    """Worker processes in the decode pool."""
+    decode_timeout_seconds: float = 60.0
+    """Per video (probe and decode each get this much); the worker is killed past it."""
+    decode_memory_bytes: int = 3 * GiB
+    """Address-space limit (RLIMIT_AS) of each worker process."""
+    decode_threads: int = 1
+    """FFmpeg threads per decoding worker (the pool size is the parallelism knob)."""
+
+    # -- images
+    max_image_pixels: int = 64 * 1024 * 1024
+    """Decoded image area cap (PIL's decompression-bomb guard is set to this)."""
+
+    def __post_init__(self) -> None:
+        if self.max_redirects < 0 or self.decode_workers < 1:
+            raise ValueError("max_redirects must be >= 0 and decode_workers >= 1")
+        object.__setattr__(self, "allowed_domains", tuple(d.strip().lower().strip(".") for d in self.allowed_domains))
+
+
+@dataclass(frozen=True)
+class SamplingBudget:
+    """Which frames and what size: qwen-vl-utils inputs for one video.
+
+    ``factor`` is the family's pixels per token side (28 for Qwen2/2.5-VL, 32 for Qwen3-VL).
+    ``max_frames`` caps sampled frames; ``max_seconds`` with ``fps`` gives the worst case the
+    Plan priced (``frame_cap``), which per-request overrides may not exceed.
+    """
+
+    fps: float
+    max_frames: int
+    min_pixels: int
+    max_pixels: int
+    factor: int
+    total_pixels: int | None = None
+    max_seconds: float = 600.0
+
+    @classmethod
+    def from_budget(cls, budget: VideoBudget, geometry: FamilyGeometry) -> SamplingBudget:
+        """The sampling part of a declared budget, family pixel defaults filled in."""
+        resolved = budget.resolved(geometry)
+        assert resolved.min_pixels is not None and resolved.max_pixels is not None
+        return cls(
+            fps=resolved.fps,
+            max_frames=resolved.max_frames,
+            min_pixels=resolved.min_pixels,
+            max_pixels=resolved.max_pixels,
+            factor=geometry.factor,
+            total_pixels=resolved.total_pixels,
+            max_seconds=resolved.max_seconds,
+        )
+
+    @property
+    def frame_cap(self) -> int:
+        """Most frames any in-budget video samples: ``floor2(min(maxSeconds*fps, maxFrames))``."""
+        longest = max(self.max_seconds * self.fps, 4)
+        return max(FRAME_FACTOR, math.floor(min(longest, self.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+
+
+@dataclass(frozen=True)
+class SamplingOverrides:
+    """Per-request knobs (``media_io_kwargs.video`` / ``mm_processor_kwargs``); None = default."""
+
+    fps: float | None = None
+    num_frames: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    total_pixels: int | None = None
+
+
+@dataclass(frozen=True)
+class ClampedBudget:
+    """The budget a request actually gets, the frame count it asked for, and what was clamped."""
+
+    budget: SamplingBudget
+    num_frames: int | None
+    clamped: list[str] = field(default_factory=list)
+
+
+def apply_overrides(budget: SamplingBudget, overrides: SamplingOverrides | None) -> ClampedBudget:
+    """Honour client knobs inside the budget and clamp the rest (each clamp is reported).
+
+    Lower fps, fewer frames, fewer pixels are always fine; more than the budget is cut back to
+    it, with a sentence per clamp for the response header/field. Non-positive values are
+    clamped up to the smallest sensible value.
+    """
+    if overrides is None:
+        return ClampedBudget(budget, None, [])
+    clamped: list[str] = []
+    new = budget
+    if overrides.fps is not None:
+        fps = overrides.fps
+        if not math.isfinite(fps) or fps <= 0:
+            clamped.append(f"fps {_num(fps)} is not positive; used the budget's {_num(budget.fps)}")
+            fps = budget.fps
+        elif fps > budget.fps:
+            clamped.append(f"fps {_num(fps)} clamped to {_num(budget.fps)} (fps)")
+            fps = budget.fps
+        new = replace(new, fps=fps)
+    num_frames = overrides.num_frames
+    if num_frames is not None:
+        cap = budget.frame_cap
+        if num_frames > cap:
+            clamped.append(f"num_frames {num_frames} clamped to {cap} (maxFrames at maxSeconds x fps)")
+            num_frames = cap
+        elif num_frames < FRAME_FACTOR:
+            clamped.append(f"num_frames {num_frames} raised to {FRAME_FACTOR}")
+            num_frames = FRAME_FACTOR
+    if overrides.max_pixels is not None:
+        value = overrides.max_pixels
+        if value > budget.max_pixels:
+            clamped.append(f"max_pixels {value} clamped to {budget.max_pixels} (maxPixels)")
+            value = budget.max_pixels
+        value = max(value, budget.factor**2)
+        new = replace(new, max_pixels=value, min_pixels=min(new.min_pixels, value))
+    if overrides.min_pixels is not None:
+        value = overrides.min_pixels
+        if value > new.min_pixels:
+            clamped.append(f"min_pixels {value} clamped to {new.min_pixels} (minPixels)")
+            value = new.min_pixels
+        new = replace(new, min_pixels=max(value, budget.factor**2))
+    if overrides.total_pixels is not None:
+        value = overrides.total_pixels
+        if budget.total_pixels is not None and value > budget.total_pixels:
+            clamped.append(f"total_pixels {value} clamped to {budget.total_pixels} (totalPixels)")
+            value = budget.total_pixels
+        new = replace(new, total_pixels=max(value, budget.factor**2))
+    return ClampedBudget(new, num_frames, clamped)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,143 @@
+"""One call from a media URL to model-ready frames: fetch -> probe -> sample -> decode.
+
+For the API layer::
+
+    limits = MediaLimits(max_seconds=plan.max_seconds, max_video_bytes=plan.max_video_bytes,
+                         fetch_timeout_seconds=plan.fetch_timeout_seconds, ...)
+    budget = SamplingBudget.from_budget(video_budget, model.geometry)
+    async with DecodePool.from_limits(limits) as pool:       # once, in the app lifespan
+        fetcher = Fetcher()                                   # once; holds the TLS context
+        video = await load_video(url, limits, budget, pool, fetcher=fetcher,
+                                 overrides=SamplingOverrides(fps=1, num_frames=16))
+        engine_input = (video.frames, video.metadata)         # multi_modal_data={"video": [...]}
+        # pass video.sample_fps as the processor's fps (Qwen2.5-VL second_per_grid_ts)
+        # video.clamped: sentences to surface (header/field); video.stats: stage seconds
+
+Errors: everything this raises on purpose is a :class:`~.errors.MediaError` with ``status``,
+``code``, ``message`` (safe to show; never contains the URL, bytes or addresses) and
+``param`` (None here; set it with ``exc.with_param("messages[0].content[1]")``). Anything else
+is a bug (500). Cancellation (client disconnect) propagates: an in-flight download stops and a
+worker mid-decode is killed and replaced.
+
+Guarantees, in order: the URL is validated and fetched under ``limits`` (SSRF guard, byte cap,
+deadlines); the header is probed in a worker and over-budget media is refused before any frame
+is decoded; frames are chosen by timestamp exactly as the budget module computes; only those
+frames are decoded, straight to the target size, in an isolated worker with a time and memory
+limit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .decode import DecodePool
+from .fetch import FetchedMedia, Fetcher
+from .images import ImageBudget
+from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
+from .probe import ProbeResult
+from .sampling import SamplingPlan, plan_sampling
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall-clock seconds per stage (for the per-stage latency histograms)."""
+
+    fetch_s: float
+    probe_s: float = 0.0
+    decode_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadedVideo:
+    """Model-ready frames and everything needed to hand them to vLLM.
+
+    ``frames``: (T, H, W, 3) uint8 RGB at the budget geometry, T even. ``metadata``: vLLM's
+    video metadata (``fps``, ``duration``, ``total_num_frames``, ``frames_indices``,
+    ``do_sample_frames=False``); ``frames_indices[i] / fps`` is frame i's true timestamp.
+    ``sample_fps``: the rate the frames were sampled at (pass it as the processor's fps).
+    ``clamped``: one sentence per client knob that was cut back to the budget.
+    """
+
+    frames: npt.NDArray[np.uint8]
+    metadata: dict[str, Any]
+    sample_fps: float
+    stats: StageTimings
+    clamped: list[str] = field(default_factory=list)
+    probe: ProbeResult | None = None
+    plan: SamplingPlan | None = None
+    source_bytes: int = 0
+    timestamps: tuple[float, ...] = ()
+    """Seconds from the start of the video of each returned frame."""
+    worker_peak_rss_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    pixels: npt.NDArray[np.uint8]
+    source_width: int
+    source_height: int
+    stats: StageTimings
+
+
+async def load_video(
+    url: str,
+    limits: MediaLimits,
+    budget: SamplingBudget,
+    pool: DecodePool,
+    *,
+    fetcher: Fetcher | None = None,
+    overrides: SamplingOverrides | None = None,
+) -> LoadedVideo:
+    """Fetch, probe, sample and decode one video. See the module docstring for the contract."""
+    fetcher = fetcher or Fetcher()
+    clamp = apply_overrides(budget, overrides)
+    started = time.perf_counter()
+    media: FetchedMedia = await fetcher.fetch(url, limits, "video")
+    with media:
+        fetched = time.perf_counter()
+        probe = await pool.probe(media.fd, limits, size=media.size)
+        probed = time.perf_counter()
+        plan = plan_sampling(probe, clamp.budget, clamp.num_frames)
+        decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
+        done = time.perf_counter()
+    return LoadedVideo(
+        frames=decoded.frames,
+        metadata=plan.metadata(decoded.times),
+        sample_fps=plan.sample_fps,
+        stats=StageTimings(fetch_s=fetched - started, probe_s=probed - fetched, decode_s=done - probed),
+        clamped=clamp.clamped,
+        probe=probe,
+        plan=plan,
+        source_bytes=media.size,
+        timestamps=tuple(t - plan.start_time for t in decoded.times),
+        worker_peak_rss_bytes=decoded.peak_rss_bytes,
+    )
+
+
+async def load_image(
+    url: str,
+    limits: MediaLimits,
+    budget: ImageBudget,
+    pool: DecodePool,
+    *,
+    fetcher: Fetcher | None = None,
+) -> LoadedImage:
+    """Fetch one image (same guards as videos, ``max_image_bytes``) and decode it in the pool."""
+    fetcher = fetcher or Fetcher()
+    started = time.perf_counter()
+    media = await fetcher.fetch(url, limits, "image")
+    with media:
+        fetched = time.perf_counter()
+        image = await pool.decode_image(media.fd, budget, limits)
+        done = time.perf_counter()
+    return LoadedImage(
+        pixels=image.pixels,
+        source_width=image.source_width,
+        source_height=image.source_height,
+        stats=StageTimings(fetch_s=fetched - started, decode_s=done - fetched),
+    )

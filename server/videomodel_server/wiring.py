@@ -1,0 +1,131 @@
+"""Start-up: from settings to a checked serving configuration and the wired :class:`AppState`.
+
+:func:`resolve` is the fail-fast part (pure given the checkpoint's ModelSpec): it derives the
+Plan through the budget module, takes explicit flags over derived values only where that is
+safe, and raises :class:`StartupError` with every problem spelled out otherwise.
+:func:`build_state` wires the parts; tests pass their own engine or loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .admission import Admission
+from .api.state import AppState
+from .budget import ModelSpec, Plan, VideoBudget, derive
+from .budget.plan import CHAT_TEMPLATE_TOKENS
+from .checkpoint import read_checkpoint
+from .conversation import RequestLimits
+from .engine import Engine, EngineConfig, VllmEngine, check_passthrough
+from .loading import MediaLoader
+from .metrics import Metrics
+from .serving import ChatService
+from .settings import ServerSettings
+
+
+class StartupError(RuntimeError):
+    """The server cannot serve this model with these settings; the message says why."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model: ModelSpec
+    budget: VideoBudget
+    """Resolved: the family's pixel defaults filled in."""
+    plan: Plan
+    max_model_len: int
+    fetch_timeout: float
+
+
+def resolve(settings: ServerSettings, model: ModelSpec) -> Resolved:
+    budget = settings.budget().resolved(model.geometry)
+    plan = derive(budget, model)
+    problems = list(plan.problems)
+    max_len = plan.max_model_len
+    if settings.max_model_len is not None:
+        if settings.max_model_len < plan.max_model_len:
+            problems.append(
+                f"--max-model-len {settings.max_model_len:,} is below the {plan.max_model_len:,} tokens the budget "
+                "needs per request: lower the budget or raise --max-model-len"
+            )
+        max_len = settings.max_model_len
+    if max_len > model.max_position_embeddings and not plan.problems:
+        problems.append(
+            f"max_model_len {max_len:,} exceeds the model's context of {model.max_position_embeddings:,} tokens"
+        )
+    try:
+        check_passthrough(settings.engine_args)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise StartupError(f"cannot serve {model.label} with this budget:\n  - " + "\n  - ".join(problems))
+    return Resolved(
+        model=model,
+        budget=budget,
+        plan=plan,
+        max_model_len=max_len,
+        fetch_timeout=settings.fetch_timeout or plan.fetch_timeout_seconds,
+    )
+
+
+def resolve_checkpoint(settings: ServerSettings) -> Resolved:
+    try:
+        model = read_checkpoint(settings.model, settings.model_name, settings.family)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    return resolve(settings, model)
+
+
+def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
+    return EngineConfig(
+        model=settings.model,
+        served_model_name=settings.model_name,
+        max_model_len=resolved.max_model_len,
+        limit_mm_per_prompt=resolved.plan.limit_mm_per_prompt,
+        mm_processor_kwargs=resolved.plan.mm_processor_kwargs,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        dtype=settings.dtype,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        extra_args=settings.engine_args,
+    )
+
+
+def build_state(
+    settings: ServerSettings,
+    resolved: Resolved,
+    loader: MediaLoader,
+    engine: Engine | None = None,
+    metrics: Metrics | None = None,
+) -> AppState:
+    metrics = metrics or Metrics()
+    engine = engine or VllmEngine(engine_config(settings, resolved))
+    limits = RequestLimits.from_plan(
+        settings.model_name,
+        resolved.budget,
+        resolved.plan,
+        max_n=settings.max_n,
+        max_top_logprobs=settings.max_top_logprobs,
+        max_stop_sequences=settings.max_stop_sequences,
+        max_messages=settings.max_messages,
+    )
+    admission = Admission(
+        max_in_flight=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_timeout=settings.queue_timeout,
+        retry_after=settings.retry_after_seconds,
+    )
+    service = ChatService(
+        engine, loader, metrics, text_token_limit=resolved.budget.max_prompt_tokens + CHAT_TEMPLATE_TOKENS
+    )
+    return AppState(
+        settings=settings,
+        model=resolved.model,
+        budget=resolved.budget,
+        plan=resolved.plan,
+        engine=engine,
+        loader=loader,
+        admission=admission,
+        metrics=metrics,
+        limits=limits,
+        service=service,
+    )

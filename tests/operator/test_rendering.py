@@ -1,0 +1,230 @@
+"""Rendered objects: valid Kubernetes (kubernetes-validate), Pod Security "restricted", and the
+details the operator promises (flags from the plan, hash rolls, owner refs, sizing)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from videomodel_operator.planning import plan_for
+from videomodel_operator.rendering import (
+    HASH_ANNOTATION,
+    Capabilities,
+    render,
+    render_deployment,
+    server_args,
+)
+from videomodel_operator.spec import parse_video_model
+
+from .conftest import EXAMPLES, load_body, load_cr
+
+K8S_VERSION = "1.34.0"
+"""A current release kubernetes-validate ships schemas for (it bundles up to its own version)."""
+
+
+def _objects(path: Path, **caps: bool) -> list[dict[str, Any]]:
+    cr = load_cr(path)
+    plan = plan_for(cr.spec)
+    assert plan.feasible, plan.problems
+    return render(cr, plan, Capabilities(**caps))
+
+
+def test_kubernetes_validate_ships_the_release_we_check() -> None:
+    assert K8S_VERSION.rsplit(".", 1)[0] in {v.rsplit(".", 1)[0] for v in _shipped_versions()}
+
+
+def _shipped_versions() -> list[str]:
+    import importlib.resources
+
+    root = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
+    return [p.name.removeprefix("v").removesuffix("-standalone-strict") for p in root.iterdir() if p.name.startswith("v")]
+
+
+def test_every_rendered_object_validates_against_the_kubernetes_schema(example_path: Path) -> None:
+    objects = _objects(example_path)
+    kinds = [o["kind"] for o in objects]
+    assert {"ConfigMap", "Service", "NetworkPolicy", "Deployment"} <= set(kinds)
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_a_broken_object_fails_validation() -> None:
+    """The validator is not a no-op: a typo'd field and a wrong type are both caught."""
+    deployment = next(o for o in _objects(EXAMPLES / "qwen2-vl-7b-a100.yaml") if o["kind"] == "Deployment")
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePulPolicy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, K8S_VERSION, strict=True)
+    wrong = copy.deepcopy(deployment)
+    wrong["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong, K8S_VERSION, strict=True)
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def assert_pss_restricted(pod: dict[str, Any]) -> None:
+    """Pod Security Standards "restricted" (v1.34 checks), plus our /dev/shm rule."""
+    for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(forbidden), forbidden
+    for volume in pod.get("volumes", []):
+        allowed = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+        assert set(volume) - {"name"} <= allowed, volume
+    pod_sc = pod.get("securityContext", {})
+    assert pod_sc.get("seccompProfile", {}).get("type") in ("RuntimeDefault", "Localhost")
+    assert pod_sc.get("runAsUser", 1) != 0
+    for container in _containers(pod):
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert not sc["capabilities"].get("add")
+        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True
+        assert sc.get("runAsUser", pod_sc.get("runAsUser")) not in (None, 0)
+        assert not sc.get("privileged")
+        assert "hostPort" not in str(container.get("ports", []))
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+        assert seccomp.get("type") in ("RuntimeDefault", "Localhost")
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert shm["emptyDir"]["sizeLimit"]
+
+
+def test_pods_meet_pod_security_restricted(example_path: Path) -> None:
+    deployment = next(o for o in _objects(example_path) if o["kind"] == "Deployment")
+    assert_pss_restricted(deployment["spec"]["template"]["spec"])
+
+
+def test_pss_check_catches_a_privileged_pod() -> None:
+    deployment = next(o for o in _objects(EXAMPLES / "qwen2-vl-7b-a100.yaml") if o["kind"] == "Deployment")
+    pod = copy.deepcopy(deployment["spec"]["template"]["spec"])
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    with pytest.raises(AssertionError):
+        assert_pss_restricted(pod)
+
+
+def test_every_child_has_a_controller_owner_reference(example_path: Path) -> None:
+    for obj in _objects(example_path, service_monitor=True):
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["kind"] == "VideoModel" and ref["controller"] is True and ref["uid"]
+        assert obj["metadata"]["namespace"] == load_body(example_path)["metadata"]["namespace"]
+
+
+def test_server_flags_carry_the_plan() -> None:
+    cr = load_cr(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    plan = plan_for(cr.spec)
+    args = server_args(cr.spec, plan)
+    flags = dict(zip(args[::2], args[1::2], strict=False))
+    assert flags["--max-model-len"] == str(plan.max_model_len) == "20804"
+    assert flags["--model"] == "/models/Qwen2-VL-7B-Instruct"
+    assert flags["--family"] == "qwen2_vl"
+    assert flags["--max-frames"] == "128"
+    assert flags["--fetch-timeout"] == "72.1"
+    assert flags["--allowed-media-domains"] == "media.example.com,storage.googleapis.com"
+    assert flags["--tensor-parallel-size"] == "1"
+    deployment = render_deployment(cr, plan)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["VIDEOMODEL_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "qwen2-vl-7b-api-key", "key": "api-key"}
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
+
+
+def test_extra_engine_args_come_after_a_double_dash() -> None:
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    body["spec"]["engine"]["extraArgs"] = ["--enable-prefix-caching"]
+    cr = parse_video_model(body)
+    args = server_args(cr.spec, plan_for(cr.spec))
+    assert args[-2:] == ["--", "--enable-prefix-caching"]
+
+
+def _hash(body: dict[str, Any]) -> str:
+    cr = parse_video_model(body)
+    deployment = render_deployment(cr, plan_for(cr.spec))
+    annotation: str = deployment["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    return annotation
+
+
+def test_config_hash_rolls_on_budget_and_engine_changes_only() -> None:
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    base = _hash(body)
+    assert _hash(copy.deepcopy(body)) == base
+    budget = copy.deepcopy(body)
+    budget["spec"]["budget"]["maxSeconds"] = 60
+    assert _hash(budget) != base
+    engine = copy.deepcopy(body)
+    engine["spec"]["engine"]["gpuMemoryUtilization"] = 0.85
+    assert _hash(engine) != base
+    scaled = copy.deepcopy(body)
+    scaled["spec"]["replicas"] = 5
+    assert _hash(scaled) == base, "scaling must not roll pods"
+
+
+def test_optional_children_follow_the_spec() -> None:
+    kinds = lambda path, **caps: [o["kind"] for o in _objects(path, **caps)]  # noqa: E731
+    assert "PodDisruptionBudget" in kinds(EXAMPLES / "qwen2-vl-7b-a100.yaml")  # replicas 2
+    assert "PodDisruptionBudget" not in kinds(EXAMPLES / "qwen2-vl-2b-l4.yaml")  # replicas 1
+    assert "HorizontalPodAutoscaler" in kinds(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")
+    assert "HorizontalPodAutoscaler" not in kinds(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    assert "ServiceMonitor" not in kinds(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    assert "ServiceMonitor" in kinds(EXAMPLES / "qwen2-vl-7b-a100.yaml", service_monitor=True)
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
+    deployment = next(o for o in _objects(EXAMPLES / "qwen2.5-vl-7b-l4.yaml") if o["kind"] == "Deployment")
+    assert "replicas" not in deployment["spec"]
+
+
+def test_network_policy_admits_only_the_api_port_and_blocks_private_egress() -> None:
+    policy = next(o for o in _objects(EXAMPLES / "qwen2-vl-7b-a100.yaml") if o["kind"] == "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+    dns, internet = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    v4 = internet["to"][0]["ipBlock"]
+    assert v4["cidr"] == "0.0.0.0/0"
+    import ipaddress
+
+    metadata = ipaddress.ip_address("169.254.169.254")
+    assert any(metadata in ipaddress.ip_network(block) for block in v4["except"])
+    for private in ("10.1.2.3", "172.20.0.1", "192.168.1.1", "100.64.0.1"):
+        assert any(ipaddress.ip_address(private) in ipaddress.ip_network(b) for b in v4["except"]), private
+
+
+def test_memory_is_sized_from_the_budget() -> None:
+    small = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    large = copy.deepcopy(small)
+    large["spec"]["budget"]["maxVideoBytes"] = "2Gi"
+
+    def memory(body: dict[str, Any]) -> str:
+        cr = parse_video_model(body)
+        container = render_deployment(cr, plan_for(cr.spec))["spec"]["template"]["spec"]["containers"][0]
+        requested: str = container["resources"]["requests"]["memory"]
+        assert container["resources"]["limits"]["memory"] == requested
+        return requested
+
+    from videomodel_operator.units import parse_bytes
+
+    assert parse_bytes(memory(large)) > parse_bytes(memory(small))
+
+
+def test_huggingface_source_downloads_in_an_init_container() -> None:
+    objects = _objects(EXAMPLES / "qwen2-vl-2b-l4.yaml")
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert "Qwen/Qwen2-VL-2B-Instruct" in init["command"]
+    assert pod["containers"][0]["args"][1] == "/cache/models/Qwen/Qwen2-VL-2B-Instruct"
+
+
+def test_cpu_demo_requests_no_gpu() -> None:
+    deployment = next(o for o in _objects(EXAMPLES / "demo-tiny-qwen2-vl.yaml") if o["kind"] == "Deployment")
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert "nvidia.com/gpu" not in resources["requests"]
+    assert resources["requests"]["memory"] == "6Gi"
