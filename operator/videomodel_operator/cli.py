@@ -63,8 +63,20 @@ def load_video_model(path: str) -> VideoModel:
         raise InputError(f"{path}: invalid VideoModel: {exc}") from None
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMap's plan) as literal blocks, so they read as written."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
 def _dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -73,9 +73,13 @@ class _Credentials:
 
 
 def default_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account first, then the kubeconfig (kopf's own login functions)."""
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-    return info
+    """kopf's own logins, in its order: the kubernetes client (in-cluster, kubeconfig with exec
+    plugins), then the plain service account and kubeconfig readers."""
+    for login in (kopf.login_via_client, kopf.login_with_service_account, kopf.login_with_kubeconfig):
+        info: kopf.ConnectionInfo | None = login(**kwargs)
+        if info is not None:
+            return info
+    return None
 
 
 def _owner_name(body: kopf.Body) -> str | None:
@@ -176,6 +180,7 @@ def build_registry(
 async def resync_once(reconciler: Reconciler, namespaces: tuple[str, ...]) -> int:
     """One resync pass over every watched VideoModel; returns the writes it made."""
     writes = 0
+    reconciler.forget_capabilities()
     for namespace in namespaces or (None,):
         try:
             bodies = await reconciler.api.list_video_models(namespace)

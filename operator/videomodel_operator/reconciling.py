@@ -90,6 +90,8 @@ class Reconciler:
         self.discover = discover
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._caps: Capabilities | None = None
+        self.passes = 0
+        """Reconcile passes run (for logs and tests)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, name), asyncio.Lock())
@@ -115,16 +117,27 @@ class Reconciler:
             self._caps = Capabilities(service_monitor=monitor)
         return self._caps
 
+    def forget_capabilities(self) -> None:
+        """Discover optional kinds (ServiceMonitor) again on the next pass: CRDs come and go."""
+        self._caps = None
+
     async def reconcile_by_name(self, namespace: str, name: str) -> Outcome | None:
-        body = await self._call("get", lambda: self.api.get(API_VERSION, KIND, namespace, name))
-        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-            return None
-        return await self.reconcile(body)
+        return await self.reconcile({"metadata": {"namespace": namespace, "name": name}})
 
     async def reconcile(self, body: Obj) -> Outcome:
+        """One pass for the object ``body`` names.
+
+        The object is read again under the per-object lock: a trigger's copy may predate the
+        previous pass's status write, and acting on it would repeat that pass's Events.
+        """
         meta = body.get("metadata", {})
-        async with self.lock(meta.get("namespace", "default"), meta["name"]):
-            return await self._reconcile(body)
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        async with self.lock(namespace, name):
+            fresh = await self._call("get", lambda: self.api.get(API_VERSION, KIND, namespace, name))
+            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                return Outcome()
+            self.passes += 1
+            return await self._reconcile(fresh)
 
     async def _reconcile(self, body: Obj) -> Outcome:
         meta = body.get("metadata", {})
@@ -158,15 +171,14 @@ class Reconciler:
         plan = plan_for(cr.spec)
         digest: str | None = None
         if plan.feasible:
-            for obj in render(cr, plan, await self.capabilities()):
-                wrote = await self._ensure(obj)
-                if wrote:
+            desired = render(cr, plan, await self.capabilities())
+            for obj in desired:
+                if await self._ensure(obj):
                     outcome.writes += 1
                     outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
                 if obj["kind"] == "Deployment":
                     digest = obj["metadata"]["annotations"][HASH_ANNOTATION]
-            rendered = {o["kind"] for o in render(cr, plan, await self.capabilities())}
-            outcome.writes += await self._prune(cr, rendered)
+            outcome.writes += await self._prune(cr, {obj["kind"] for obj in desired})
         else:
             outcome.feasible = False
 

@@ -26,7 +26,7 @@ from videomodel_server.budget import Plan
 
 from .planning import plan_table
 from .spec import API_VERSION, KIND, SERVER_PORT, VideoModel, VideoModelSpec
-from .units import format_bytes, format_cpu, parse_bytes, parse_cpu, round_up_mib
+from .units import format_bytes, format_cpu, format_decimal_milli, parse_bytes, parse_cpu, round_up_mib
 
 Obj = dict[str, Any]
 
@@ -551,7 +551,10 @@ def render_hpa(cr: VideoModel) -> Obj | None:
                     "type": "Pods",
                     "pods": {
                         "metric": {"name": auto.metric.name},
-                        "target": {"type": "AverageValue", "averageValue": auto.metric.average_value},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": format_decimal_milli(parse_cpu(auto.metric.average_value)),
+                        },
                     },
                 }
             ],

@@ -420,9 +420,9 @@ class VideoModelSpec(_Model):
             "x-kubernetes-validations": [
                 _cel("!(has(self.replicas) && has(self.autoscaling))", "set replicas or autoscaling, not both"),
                 _cel(
-                    "!has(self.engine) || !has(self.engine.tensorParallelSize) || !has(self.resources) || "
-                    "!has(self.resources.gpu) || self.engine.tensorParallelSize <= "
-                    "(self.resources.gpu.count > 0 ? self.resources.gpu.count : 1)",
+                    "!has(self.engine) || !has(self.engine.tensorParallelSize) || "
+                    "self.engine.tensorParallelSize <= (has(self.resources) && has(self.resources.gpu) && "
+                    "self.resources.gpu.count > 0 ? self.resources.gpu.count : 1)",
                     "engine.tensorParallelSize must not exceed resources.gpu.count",
                 ),
             ]

@@ -76,13 +76,28 @@ def parse_bandwidth(value: int | float | str) -> float:
 
 
 def format_bytes(value: int) -> str:
-    """The canonical binary-SI form the API server stores: the largest exact suffix (``12Gi``)."""
+    """The canonical form the API server stores: binary SI with the largest exact suffix (``12Gi``)
+    when the value is a multiple of 1 Ki, otherwise decimal SI (``1500k``)."""
     if value < 0:
         raise QuantityError(f"a byte quantity cannot be negative (got {value})")
     for suffix, scale in sorted(BINARY.items(), key=lambda item: -item[1]):
         if value and value % scale == 0:
             return f"{value // scale}{suffix}"
-    return str(value)
+    return format_decimal_milli(value * 1000)
+
+
+_DECIMAL_CANONICAL = (("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+
+
+def format_decimal_milli(milli: int) -> str:
+    """Canonical decimal-SI text of ``milli``/1000: ``"4"``, ``"1500m"``, ``"4k"``, ``"32G"``."""
+    if milli % 1000:
+        return f"{milli}m"
+    whole = milli // 1000
+    for suffix, scale in _DECIMAL_CANONICAL:
+        if whole and whole % scale == 0:
+            return f"{whole // scale}{suffix}"
+    return str(whole)
 
 
 def round_up_mib(value: float) -> int:
@@ -93,9 +108,7 @@ def round_up_mib(value: float) -> int:
 
 def format_cpu(millicores: int) -> str:
     """Canonical CPU: whole cores as ``"3"``, otherwise millicores ``"1500m"``."""
-    if millicores % 1000 == 0:
-        return str(millicores // 1000)
-    return f"{millicores}m"
+    return format_decimal_milli(millicores)
 
 
 def parse_cpu(value: int | float | str) -> int:

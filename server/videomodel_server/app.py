@@ -67,6 +67,7 @@ def create_app(state: AppState, *, start_engine: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading: asyncio.Task[None] | None = None
+        await state.loader.start()
         if start_engine:
             loading = asyncio.create_task(_start_engine(state), name="engine-start")
         try:

@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -31,11 +31,15 @@ from . import logs
 from .budget import Family
 from .settings import ServerSettings
 
+if TYPE_CHECKING:
+    from .loading import MediaLoader
+    from .wiring import Resolved
+
 log = logging.getLogger(__name__)
 
 ENV_API_KEY = "VIDEOMODEL_API_KEY"
-ENV_UNSAFE_PRIVATE_MEDIA = "VIDEOMODEL_UNSAFE_ALLOW_PRIVATE_MEDIA"
-"""Test and demo only: let media URLs reach loopback/private addresses."""
+ENV_UNSAFE_EXEMPT_NETWORKS = "VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS"
+"""Tests and the demo only: comma-separated CIDRs (e.g. 127.0.0.1/32) media URLs may reach."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,8 +103,9 @@ def parse_settings(argv: Sequence[str], environ: dict[str, str] | None = None) -
     values["engine_args"] = tuple(passthrough)
     if environ.get(ENV_API_KEY):
         values["api_key"] = environ[ENV_API_KEY]
-    if environ.get(ENV_UNSAFE_PRIVATE_MEDIA) == "1":
-        values["allow_private_media_addresses"] = True
+    if environ.get(ENV_UNSAFE_EXEMPT_NETWORKS):
+        networks = environ[ENV_UNSAFE_EXEMPT_NETWORKS].split(",")
+        values["media_exempt_networks"] = tuple(n.strip() for n in networks if n.strip())
     try:
         return ServerSettings(**values)
     except ValidationError as exc:
@@ -119,27 +124,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = args[args.index("--log-level") + 1].upper()
     logs.configure(level)
 
+    from .media_adapter import build_loader
     from .wiring import StartupError, resolve_checkpoint
 
     try:
         resolved = resolve_checkpoint(settings)
-    except StartupError as exc:
+        loader = build_loader(settings, resolved)
+    except (StartupError, ValueError) as exc:
         print(f"videomodel-server: {exc}", file=sys.stderr)
         return 2
-    if settings.allow_private_media_addresses:
-        log.warning("media may reach private addresses (%s=1): test use only", ENV_UNSAFE_PRIVATE_MEDIA)
-    return serve(settings, resolved)
+    if settings.media_exempt_networks:
+        log.warning(
+            "media may reach %s (%s): test use only",
+            ",".join(settings.media_exempt_networks),
+            ENV_UNSAFE_EXEMPT_NETWORKS,
+        )
+    return serve(settings, resolved, loader)
 
 
-def serve(settings: ServerSettings, resolved: Any) -> int:
+def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> int:
     """Run the server until SIGINT/SIGTERM (uvicorn drains, then the lifespan stops the engine)."""
     import uvicorn
 
     from .app import create_app
-    from .media_adapter import build_loader
     from .wiring import build_state
 
-    loader = build_loader(settings, resolved)
     state = build_state(settings, resolved, loader)
     app = create_app(state)
     log.info(

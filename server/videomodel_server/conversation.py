@@ -93,6 +93,8 @@ class MediaRef:
     url: str
     index: int
     options: VideoOptions | None = None
+    where: str = ""
+    """The request field it came from (``messages[1].content[0]``), for error messages."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Sampling:
     repetition_penalty: float | None
     logprobs: int | None
     """None: no logprobs; k: the sampled token's plus the top k alternatives."""
+    min_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -238,11 +241,11 @@ def _media_ref(
     videos = sum(1 for m in media if m.kind == "video")
     images = len(media) - videos
     if isinstance(part, ImageUrlPart):
-        return MediaRef("image", part.image_url.url, images)
+        return MediaRef("image", part.image_url.url, images, where=where)
     if isinstance(part, QwenImagePart):
-        return MediaRef("image", part.image, images)
+        return MediaRef("image", part.image, images, where=where)
     if isinstance(part, VideoUrlPart):
-        return MediaRef("video", part.video_url.url, videos, base)
+        return MediaRef("video", part.video_url.url, videos, base, where=where)
     if not isinstance(part.video, str):
         raise InvalidRequest(
             f"{where}: a video given as a list of frames is not supported; send one video URL",
@@ -256,7 +259,7 @@ def _media_ref(
         max_pixels=part.max_pixels,
         total_pixels=part.total_pixels,
     )
-    return MediaRef("video", part.video, videos, _clamp(base, item, limits, clamped, where))
+    return MediaRef("video", part.video, videos, _clamp(base, item, limits, clamped, where), where=where)
 
 
 def _check_media_counts(media: list[MediaRef], limits: RequestLimits) -> None:
@@ -401,6 +404,7 @@ def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling
         frequency_penalty=request.frequency_penalty,
         repetition_penalty=request.repetition_penalty,
         logprobs=logprobs,
+        min_tokens=min(request.min_tokens, asked or limits.max_output_tokens),
     )
 
 
@@ -413,4 +417,4 @@ def _safe_name(name: str) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

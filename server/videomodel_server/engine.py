@@ -299,6 +299,7 @@ class VllmEngine:
             frequency_penalty=sampling.frequency_penalty or 0.0,
             repetition_penalty=sampling.repetition_penalty or 1.0,
             logprobs=sampling.logprobs,
+            min_tokens=sampling.min_tokens,
             output_kind=RequestOutputKind.DELTA,
         )
         mm_data: dict[str, Any] = {}

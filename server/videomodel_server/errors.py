@@ -51,6 +51,13 @@ class UnprocessableMedia(InvalidRequest):
     code = "unprocessable_media"
 
 
+class MediaTimeout(InvalidRequest):
+    """The media host the client named was too slow (408: the client may retry later)."""
+
+    status = 408
+    code = "media_fetch_timeout"
+
+
 class Unauthorized(ServerError):
     status = 401
     type = "authentication_error"

@@ -54,6 +54,10 @@ class MediaLoader(Protocol):
         """Fetch, check, sample and decode ``ref``; raise a :class:`ServerError` for bad media."""
         ...
 
+    async def start(self) -> None:
+        """Start the worker pool (inside the running event loop, at app start-up)."""
+        ...
+
     async def close(self) -> None:
         """Stop the worker pool (process shutdown)."""
         ...

@@ -60,10 +60,11 @@ class ServerSettings(BaseModel):
     allowed_media_domains: tuple[str, ...] = ()
     allowed_local_media_path: Path | None = None
     allow_http: bool = False
-    allow_private_media_addresses: bool = Field(
-        default=False,
-        description="TEST ONLY: lets media URLs resolve to loopback/private addresses. Never set in production; "
-        "no CLI flag sets it (only the VIDEOMODEL_UNSAFE_ALLOW_PRIVATE_MEDIA environment variable).",
+    media_exempt_networks: tuple[str, ...] = Field(
+        default=(),
+        description="TEST ONLY: CIDRs exempt from the SSRF address check (e.g. 127.0.0.1/32 for a loopback test "
+        "server; every other private address stays refused). No CLI flag sets it, only the "
+        "VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS environment variable.",
     )
     max_redirects: int = Field(default=3, ge=0, le=10)
 

@@ -82,7 +82,9 @@ def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
         served_model_name=settings.model_name,
         max_model_len=resolved.max_model_len,
         limit_mm_per_prompt=resolved.plan.limit_mm_per_prompt,
-        mm_processor_kwargs=resolved.plan.mm_processor_kwargs,
+        # The server samples and resizes frames itself; transformers must not shrink long videos
+        # on its own on top (docs/vllm-notes.md).
+        mm_processor_kwargs={"cap_pixels_per_frame": False, **resolved.plan.mm_processor_kwargs},
         tensor_parallel_size=settings.tensor_parallel_size,
         dtype=settings.dtype,
         gpu_memory_utilization=settings.gpu_memory_utilization,

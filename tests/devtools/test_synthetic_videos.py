@@ -127,9 +127,17 @@ def test_long_and_odd_timing(hostile_video: Callable[[str], Path]) -> None:
         assert c.streams.video[0].average_rate > 10_000
     with av.open(str(hostile_video("no_timing"))) as c:
         assert c.duration is None
+    with av.open(str(hostile_video("zero_fps"))) as c:
+        assert {f.pts for f in c.decode(video=0)} == {0}
 
 
 def test_huge_dimensions() -> None:
     with av.open(str(sv.huge_dimensions_file(4096, 4096))) as c:
         cc = c.streams.video[0].codec_context
         assert (cc.width, cc.height) == (4096, 4096)
+
+
+def test_live_webm_has_no_duration() -> None:
+    with av.open(str(sv.live_webm_file())) as c:
+        assert c.duration is None and c.streams.video[0].frames == 0
+        assert [frame_index_of(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)] == list(range(30))

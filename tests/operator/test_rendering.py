@@ -41,7 +41,9 @@ def _shipped_versions() -> list[str]:
     import importlib.resources
 
     root = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
-    return [p.name.removeprefix("v").removesuffix("-standalone-strict") for p in root.iterdir() if p.name.startswith("v")]
+    return [
+        p.name.removeprefix("v").removesuffix("-standalone-strict") for p in root.iterdir() if p.name.startswith("v")
+    ]
 
 
 def test_every_rendered_object_validates_against_the_kubernetes_schema(example_path: Path) -> None:
@@ -74,7 +76,16 @@ def assert_pss_restricted(pod: dict[str, Any]) -> None:
     for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
         assert not pod.get(forbidden), forbidden
     for volume in pod.get("volumes", []):
-        allowed = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+        allowed = {
+            "configMap",
+            "csi",
+            "downwardAPI",
+            "emptyDir",
+            "ephemeral",
+            "persistentVolumeClaim",
+            "projected",
+            "secret",
+        }
         assert set(volume) - {"name"} <= allowed, volume
     pod_sc = pod.get("securityContext", {})
     assert pod_sc.get("seccompProfile", {}).get("type") in ("RuntimeDefault", "Localhost")
@@ -167,7 +178,9 @@ def test_config_hash_rolls_on_budget_and_engine_changes_only() -> None:
 
 
 def test_optional_children_follow_the_spec() -> None:
-    kinds = lambda path, **caps: [o["kind"] for o in _objects(path, **caps)]  # noqa: E731
+    def kinds(path: Path, **caps: bool) -> list[str]:
+        return [o["kind"] for o in _objects(path, **caps)]
+
     assert "PodDisruptionBudget" in kinds(EXAMPLES / "qwen2-vl-7b-a100.yaml")  # replicas 2
     assert "PodDisruptionBudget" not in kinds(EXAMPLES / "qwen2-vl-2b-l4.yaml")  # replicas 1
     assert "HorizontalPodAutoscaler" in kinds(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")

@@ -61,7 +61,9 @@ class FakeEngine:
     def media_placeholder_tokens(self) -> int:
         return 0
 
-    async def generate(self, request: EngineInput, sampling: Sampling, request_id: str) -> AsyncGenerator[EngineStep, None]:
+    async def generate(
+        self, request: EngineInput, sampling: Sampling, request_id: str
+    ) -> AsyncGenerator[EngineStep, None]:
         self.started.append(request_id)
         self.inputs.append(request)
         self.running += 1
@@ -130,6 +132,9 @@ class FakeLoader:
             duration=n / 2,
             timings={"fetch": 0.001, "probe": 0.001, "decode": 0.002},
         )
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -6,7 +6,6 @@ these tests pin the HTTP contract. Real video through the real engine: test_engi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -58,7 +57,9 @@ def client(server: ThreadedServer) -> openai.OpenAI:
 
 
 def _video_message(text: str = "what happens?", url: str = VIDEO) -> list[Any]:
-    return [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": text}]}]
+    return [
+        {"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": text}]}
+    ]
 
 
 def _post(server: ThreadedServer, body: Any, key: str | None = "sekret", **kw: Any) -> httpx.Response:

@@ -134,6 +134,7 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
+    min_tokens: int = Field(default=0, ge=0, description="vLLM extension: generate at least this many tokens.")
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0)
     stream: bool = False

@@ -87,11 +87,23 @@ def smart_nframes(total_frames: int, video_fps: float, fps: float, max_frames: i
 
 
 def sample_indices(total_frames: int, nframes: int) -> list[int]:
-    """Evenly spaced frame indices, as ``torch.linspace(0, total-1, n).round()`` (half to even)."""
+    """Evenly spaced frame indices: ``i * (total - 1) / (nframes - 1)`` rounded half to even.
+
+    The exact rational value of qwen-vl-utils' ``torch.linspace(0, total-1, n).round()``. Torch
+    computes it in float32 (vectorised differently per CPU), so its result is off by one frame
+    wherever the exact value lies within float32 noise of a half; the sampled count, and so
+    every token count, is the same.
+    """
     if nframes == 1:
         return [0]
-    step = (total_frames - 1) / (nframes - 1)
-    return [round(i * step) for i in range(nframes)]
+    span, steps = total_frames - 1, nframes - 1
+    indices = []
+    for i in range(nframes):
+        quotient, remainder = divmod(i * span, steps)
+        if 2 * remainder > steps or (2 * remainder == steps and quotient % 2 == 1):
+            quotient += 1
+        indices.append(quotient)
+    return indices
 
 
 def frame_pixel_cap(nframes: int, min_pixels: int, max_pixels: int, total_pixels: int | None) -> float:
@@ -151,15 +163,10 @@ def _upscale_candidates(factor: int, min_pixels: int) -> list[float]:
 
 
 def max_frame_cells_count(factor: int, min_pixels: int, max_pixel_cap: float) -> int:
-    """Cells of :func:`max_frame_cells`, without searching for a source frame (cheap)."""
+    """Cells of :func:`max_frame_cells`, without building the geometry (cheap, cached)."""
     a, b = _largest_product_at_most(int(max_pixel_cap // factor**2))
-    return max(a * b, _max_upscaled_cells(factor, min_pixels))
-
-
-@functools.lru_cache(maxsize=256)
-def _max_upscaled_cells(factor: int, min_pixels: int) -> int:
-    m = min_pixels / factor**2
-    return max(_upscale_cells(m, r) for r in _upscale_candidates(factor, min_pixels))
+    upscaled = _max_upscaled(factor, min_pixels)
+    return max(a * b, upscaled.cells(factor) if upscaled else 0)
 
 
 def max_frame_cells(factor: int, min_pixels: int, max_pixel_cap: float) -> FrameGeometry:
@@ -168,29 +175,37 @@ def max_frame_cells(factor: int, min_pixels: int, max_pixel_cap: float) -> Frame
     Two branches of :func:`smart_resize` can produce the maximum: a frame at or under the cap
     (at most ``floor(cap / factor^2)`` cells, realised by a near-square factor pair), and a tiny
     frame of extreme aspect ratio that is *upscaled* to ``min_pixels`` and, by rounding both
-    sides up, lands above it. The result is never below what a real frame can cost; its source
-    size reproduces it exactly when an integer source frame does (found by a bounded search).
+    sides up, lands above it. The result is never below what a real frame can cost, and its
+    source size reproduces it exactly.
     """
     a, b = _largest_product_at_most(int(max_pixel_cap // factor**2))
     best = FrameGeometry(a * factor, b * factor, a * factor, b * factor)
+    upscaled = _max_upscaled(factor, min_pixels)
+    if upscaled is not None and upscaled.cells(factor) > best.cells(factor):
+        return upscaled
+    return best
+
+
+@functools.lru_cache(maxsize=256)
+def _max_upscaled(factor: int, min_pixels: int) -> FrameGeometry | None:
+    """The costliest frame the upscaling branch produces (it does not depend on the cap).
+
+    Candidate grids come from the aspect ratios where the branch's ceil() jumps; a grid counts
+    only if some integer source frame reaches it (the real-valued analysis names grids no frame
+    produces, e.g. any upscaled grid when min_pixels is a single cell).
+    """
     m = min_pixels / factor**2
-    upscaled = max(_upscale_candidates(factor, min_pixels), key=lambda r: _upscale_cells(m, r))
-    short_cells = math.ceil(math.sqrt(m / upscaled))
-    long_cells = math.ceil(math.sqrt(m * upscaled))
-    if short_cells * long_cells <= best.cells(factor):
-        return best
-    source = _realise_upscale(factor, min_pixels, max_pixel_cap, short_cells, long_cells)
-    src_h, src_w = source if source else (short_cells * factor, long_cells * factor)
-    return FrameGeometry(src_h, src_w, short_cells * factor, long_cells * factor)
+    grids = {
+        (math.ceil(math.sqrt(m / r)), math.ceil(math.sqrt(m * r))) for r in _upscale_candidates(factor, min_pixels)
+    }
+    for short_cells, long_cells in sorted(grids, key=lambda g: (-g[0] * g[1], g)):
+        source = _realise_upscale(factor, min_pixels, short_cells, long_cells)
+        if source is not None:
+            return FrameGeometry(source[0], source[1], short_cells * factor, long_cells * factor)
+    return None
 
 
-def _upscale_cells(m: float, ratio: float) -> int:
-    return math.ceil(math.sqrt(m / ratio)) * math.ceil(math.sqrt(m * ratio))
-
-
-def _realise_upscale(
-    factor: int, min_pixels: int, cap: float, short_cells: int, long_cells: int
-) -> tuple[int, int] | None:
+def _realise_upscale(factor: int, min_pixels: int, short_cells: int, long_cells: int) -> tuple[int, int] | None:
     """An integer source frame (h, w) that smart_resize upscales to the given cell grid."""
     for short in range(1, math.isqrt(min_pixels) + 1):
         # beta*short must land in ((short_cells-1)f, short_cells*f] and beta*long in the same
@@ -202,7 +217,11 @@ def _realise_upscale(
             w_bar = max(factor, round_by_factor(long_side, factor))
             if h_bar * w_bar >= min_pixels:
                 continue
-            if smart_resize(short, long_side, factor, min_pixels, cap) == (short_cells * factor, long_cells * factor):
+            try:
+                resized = smart_resize(short, long_side, factor, min_pixels, min_pixels)
+            except GeometryError:
+                continue
+            if resized == (short_cells * factor, long_cells * factor):
                 return short, long_side
     return None
 

@@ -125,6 +125,12 @@ class _VideoCost:
     tokens: int
 
 
+def _most_frames(budget: VideoBudget) -> int:
+    """Frames sampled from the longest in-budget video."""
+    longest = max(budget.max_seconds * budget.fps, FPS_MIN_FRAMES)
+    return max(FRAME_FACTOR, math.floor(min(longest, budget.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+
+
 def _video_cost(budget: VideoBudget, model: ModelSpec) -> _VideoCost:
     """Worst case over every in-budget video: the costliest frame count at its costliest frame.
 
@@ -135,8 +141,7 @@ def _video_cost(budget: VideoBudget, model: ModelSpec) -> _VideoCost:
     """
     geometry = model.geometry
     assert budget.min_pixels is not None and budget.max_pixels is not None
-    longest = max(budget.max_seconds * budget.fps, FPS_MIN_FRAMES)
-    n_max = max(FRAME_FACTOR, math.floor(min(longest, budget.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+    n_max = _most_frames(budget)
     best: tuple[int, int, float] | None = None  # tokens, frames, per-frame cap
     for n in range(FRAME_FACTOR, n_max + 1, FRAME_FACTOR):
         cap = frame_pixel_cap(n, budget.min_pixels, budget.max_pixels, budget.total_pixels)
@@ -181,18 +186,32 @@ def _max_model_len(budget: VideoBudget, video: _VideoCost, image_tokens_each: in
     )
 
 
-def _processor_kwargs(model: ModelSpec, video: _VideoCost) -> dict[str, Any]:
+def _processor_kwargs(budget: VideoBudget, model: ModelSpec) -> dict[str, Any]:
     """Processor settings under which vLLM keeps the server's frames exactly as sampled.
 
     The server resizes every frame itself (qwen-vl-utils semantics, total budget included); the
-    processor's own bounds are opened just wide enough that it never resizes them again. Qwen3-VL
-    bounds pixels over all frames of a video, the older families per frame.
+    processor's own bounds are opened just wide enough that it never resizes them again, for any
+    in-budget video, not only the worst case: under a total-pixel budget a shorter video gets
+    larger frames. Qwen3-VL bounds pixels over all frames of a video (``frames x area``), the older
+    families per frame. ``cap_pixels_per_frame=False`` keeps transformers 5.19 from applying its
+    own (qwen-vl-utils-like) total budget on top (and silences its warning).
     """
-    f2 = model.geometry.factor**2
-    per_frame = video.frame.height * video.frame.width
+    min_pixels, max_pixels = budget.min_pixels, budget.max_pixels
+    assert min_pixels is not None and max_pixels is not None
+    factor = model.geometry.factor
+    f2 = factor**2
+
+    def largest_area(n: int) -> int:
+        cap = frame_pixel_cap(n, min_pixels, max_pixels, budget.total_pixels)
+        return max_frame_cells_count(factor, min_pixels, cap) * f2
+
     if model.geometry.timestamps_per_group:
-        return {"size": {"shortest_edge": FRAME_FACTOR * f2, "longest_edge": video.nframes * per_frame}}
-    return {"size": {"shortest_edge": f2, "longest_edge": per_frame}}
+        longest = max(n * largest_area(n) for n in range(FRAME_FACTOR, _most_frames(budget) + 1, FRAME_FACTOR))
+        size = {"shortest_edge": FRAME_FACTOR * f2, "longest_edge": longest}
+    else:
+        # The per-frame cap only grows as the frame count falls, so two frames bound every video.
+        size = {"shortest_edge": f2, "longest_edge": largest_area(FRAME_FACTOR)}
+    return {"size": size, "cap_pixels_per_frame": False}
 
 
 def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) -> Plan:
@@ -250,7 +269,7 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         max_model_len=max_len,
         context_limit=model.max_position_embeddings,
         limit_mm_per_prompt=limit,
-        mm_processor_kwargs=_processor_kwargs(model, video),
+        mm_processor_kwargs=_processor_kwargs(budget, model),
         media_io_kwargs={"video": {"fps": budget.fps, "max_frames": budget.max_frames}},
         fetch_timeout_seconds=fetch_timeout(budget),
         max_video_bytes=budget.max_video_bytes,
@@ -395,5 +414,5 @@ def _memory_problem(
     return (
         f"one full-budget request needs {max_len:,} tokens of KV cache ({max_len * kv_token / GiB:.1f} GiB) but "
         f"{gpu.count} x {gib:.0f} GiB leaves room for {fits_tokens:,} tokens: "
-        f"{_suggest(budget, model, video, fits_tokens)}, or use {needed_gpus} GPUs"
+        f"{_suggest(budget, model, video, min(fits_tokens, model.max_position_embeddings))}, or use {needed_gpus} GPUs"
     )

@@ -1,8 +1,9 @@
 """How many prompt tokens a video or an image costs, per family.
 
 Qwen2-VL and Qwen2.5-VL: one ``<|video_pad|>`` per merged cell of every temporal group, inside
-one ``<|vision_start|>...<|vision_end|>`` pair. Qwen3-VL: every temporal group gets its own
-``<t seconds>`` text and its own start/end pair (transformers' ``Qwen3VLProcessor``).
+one ``<|vision_start|>...<|vision_end|>`` pair. Qwen3-VL: the chat template's outer start/end pair
+stays, and inside it every temporal group gets its own ``<t seconds>`` text and its own start/end
+pair (transformers 5.19's ``Qwen3VLProcessor`` and vLLM 0.32 expand only the bare video token).
 """
 
 from __future__ import annotations
@@ -35,12 +36,29 @@ def timestamp_label_tokens(seconds: float) -> int:
     return len(f"{seconds:.1f}".split(".")[0]) + TIMESTAMP_FIXED_TOKENS
 
 
+def group_time_bound(group: int, nframes: int, max_seconds: float) -> float:
+    """An upper bound on the ``<t seconds>`` time of temporal group ``group`` (0-based).
+
+    Frames are sampled at ``round(i * (T-1) / (n-1))`` from a source of T >= n frames lasting at
+    most ``max_seconds``; a group's time is the mean of its two frames' times, which works out to
+    below ``(2 * group + 1) * max_seconds / (n - 1)``, and below ``max_seconds`` in any case.
+    """
+    if nframes <= 1:
+        return max_seconds
+    return min(max_seconds, (2 * group + 1) * max_seconds / (nframes - 1) * (1 + 1e-9))
+
+
 def video_tokens(geometry: FamilyGeometry, nframes: int, height: int, width: int, max_seconds: float) -> int:
-    """Prompt tokens of one video sampled to ``nframes`` frames of ``height`` x ``width``."""
+    """Prompt tokens of one video sampled to ``nframes`` frames of ``height`` x ``width``.
+
+    For Qwen3-VL ``max_seconds`` bounds the video's duration: each group's label is priced at the
+    longest it can be for its position (:func:`group_time_bound`), exact except near a power of ten.
+    """
     groups = math.ceil(nframes / FRAME_FACTOR)
     cells = (height // geometry.factor) * (width // geometry.factor)
     if geometry.timestamps_per_group:
-        return groups * (cells + VISION_DELIMITERS + timestamp_tokens(max_seconds))
+        labels = sum(timestamp_tokens(group_time_bound(g, nframes, max_seconds)) for g in range(groups))
+        return VISION_DELIMITERS + groups * (cells + VISION_DELIMITERS) + labels
     return groups * cells + VISION_DELIMITERS
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -188,7 +188,7 @@ def frame_pixels(index: int, width: int, height: int) -> npt.NDArray[np.uint8]:
     return img
 
 
-def frame_index_of(rgb: npt.NDArray[np.uint8], rotation: int = 0) -> int:
+def frame_index_of(rgb: npt.NDArray[Any], rotation: int = 0) -> int:
     """Read back the index written by :func:`frame_pixels` from a decoded RGB frame.
 
     Works on frames resized to any size where a cell keeps a few pixels. ``rotation`` is the
@@ -486,6 +486,23 @@ def absurd_fps_file(fps: int = 1_000_000, frames: int = 30) -> Path:
 
 
 def zero_fps_file() -> Path:
+    """An MP4 whose sample table gives every frame duration 0 (all 20 frames at t=0; the
+    header still says 2 s): a zero frame rate."""
+    source = make_video(VideoSpec(seconds=2.0, bframes=False))
+
+    def build(out: Path) -> None:
+        data = bytearray(source.read_bytes())
+        at = data.find(b"stts")
+        entries = int.from_bytes(data[at + 8 : at + 12], "big")
+        for e in range(entries):
+            delta = at + 12 + e * 8 + 4
+            data[delta : delta + 4] = b"\0\0\0\0"
+        out.write_bytes(bytes(data))
+
+    return _cached(f"zero_fps_{source.name}", build)
+
+
+def no_timing_file() -> Path:
     """A raw Annex-B H.264 elementary stream: no container timing at all (fps unknown)."""
 
     def build(out: Path) -> None:
@@ -534,6 +551,40 @@ def huge_dimensions_file(width: int = 8192, height: int = 8192) -> Path:
     return _cached(f"huge_{width}x{height}_v{GENERATOR_VERSION}.mp4", build)
 
 
+def live_webm_file(seconds: float = 3.0, fps: int = 10, size: tuple[int, int] = (160, 120)) -> Path:
+    """A WebM written to a non-seekable sink, as browsers' MediaRecorder does: no duration in
+    the header and no cues (index), so a reader must walk packets to learn the length."""
+
+    class _Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, chunk: bytes) -> int:
+            self.data += bytes(chunk)
+            return len(chunk)
+
+        def seekable(self) -> bool:
+            return False
+
+    def build(out: Path) -> None:
+        import av
+
+        _quiet_av_logs()
+        sink = _Sink()
+        width, height = size
+        with av.open(sink, "w", format="webm") as c:
+            s = c.add_stream("libvpx-vp9", rate=fps, options={"deadline": "realtime", "cpu-used": "8"})
+            s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+            for i in range(round(seconds * fps)):
+                f = av.VideoFrame.from_ndarray(frame_pixels(i, width, height), format="rgb24")
+                f.pts = i
+                c.mux(s.encode(f))
+            c.mux(s.encode(None))
+        out.write_bytes(bytes(sink.data))
+
+    return _cached(f"live_{seconds:g}s_{fps}fps_{size[0]}x{size[1]}_v{GENERATOR_VERSION}.webm", build)
+
+
 def _encode_with_pts(out: Path, pts: list[int], time_base: Fraction, muxer: str, rate: int) -> None:
     import av
 
@@ -565,7 +616,8 @@ HOSTILE: dict[str, Callable[[], Path]] = {
     "hours_long": hours_long_file,
     "sparse_pts_hours": sparse_pts_file,
     "absurd_fps": absurd_fps_file,
-    "no_timing": zero_fps_file,
+    "zero_fps": zero_fps_file,
+    "no_timing": no_timing_file,
 }
 """Named hostile inputs (each a zero-argument builder returning a cached path)."""
 
@@ -588,8 +640,10 @@ __all__ = [
     "hd_clip",
     "hours_long_file",
     "huge_dimensions_file",
+    "live_webm_file",
     "make_video",
     "many_streams_file",
+    "no_timing_file",
     "not_a_video_file",
     "sparse_pts_file",
     "truncated_file",

@@ -395,6 +395,7 @@ def tiny_model_dir(family: Family | str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{family.value}-", dir=root))
     try:
         build_tiny_model(family, tmp)
+        tmp.chmod(0o755)
         os.rename(tmp, final)
     except OSError:
         # Another process renamed its build into place first: use that one.

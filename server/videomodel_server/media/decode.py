@@ -102,6 +102,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
         cc.thread_type = "AUTO" if threads > 1 else "SLICE"
         tb = stream.time_base
         can_seek = True
+        seek_origin: float | None = None
         while k < plan.nframes:
             seek_to: float | None = None
             try:
@@ -124,6 +125,11 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
                         # Every target before this frame is shown by the previous frame.
                         while k < plan.nframes and t > targets[k] + eps:
                             emit(prev if prev is not None else frame, prev_time if prev is not None else t)
+                        if seek_origin is not None:
+                            # First frame after a seek: if it did not land past where we were,
+                            # keyframes are too sparse for seeking to pay off; stop seeking.
+                            can_seek = can_seek and t > seek_origin
+                            seek_origin = None
                         prev, prev_time = frame, t
                         if k < plan.nframes and can_seek and targets[k] - t > SEEK_GAP_SECONDS:
                             seek_to = targets[k]
@@ -135,6 +141,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
                 break  # end of stream
             try:
                 container.seek(int(seek_to / tb), stream=stream, backward=True, any_frame=False)
+                seek_origin = prev_time
                 prev = None  # the decoder was flushed: the frames after the seek are the candidates
             except av.error.FFmpegError:
                 can_seek = False
@@ -206,10 +213,33 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
             reply = ("err", DecodeMemory("decoding this video needs more memory than allowed (decode_memory_bytes)"))
         except Exception:  # a bug or an FFmpeg failure we did not anticipate: still the input's fault
             reply = ("err", InvalidVideo("the video could not be decoded"))
-        try:
+        if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
+            # Frames go as raw bytes straight from the array (no pickle copy on either side).
+            frames = np.ascontiguousarray(reply[1].frames)
+            conn.send(("frames", (frames.shape, reply[1].times, reply[1].peak_rss_bytes)))
+            _write_all(conn.fileno(), frames.data.cast("B"))
+            del frames
+        else:
             conn.send(reply)
-        except MemoryError:
-            conn.send(("err", DecodeMemory("the decoded frames exceed the worker memory (decode_memory_bytes)")))
+        # Drop this job's arrays before waiting for the next one: peak memory is one job's.
+        del reply
+        result = None
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    """Raw bytes on the socket, straight from the array (Connection.send_bytes would add a
+    header, and recv_bytes_into on the other side buffers a full copy first)."""
+    while view:
+        written = os.write(fd, view[: 1 << 22])
+        view = view[written:]
+
+
+def _read_exactly(fd: int, view: memoryview) -> None:
+    while view:
+        got = os.readv(fd, [view[: 1 << 22]])
+        if got == 0:
+            raise EOFError("decode worker closed the connection")
+        view = view[got:]
 
 
 # -- pool side ---------------------------------------------------------------------------------
@@ -242,6 +272,11 @@ class _Worker:
         assert pid is not None
         send_handle(self.conn, fd, pid)
         reply: tuple[str, Any] = self.conn.recv()
+        if reply[0] == "frames":
+            shape, times, peak = reply[1]
+            frames = np.empty(shape, dtype=np.uint8)
+            _read_exactly(self.conn.fileno(), frames.data.cast("B"))
+            return ("ok", DecodedFrames(frames, times, peak))
         return reply
 
     def kill(self) -> None:
@@ -276,6 +311,11 @@ class DecodePool:
 
     ``workers`` processes run one job each at a time; further jobs wait their turn (the API's
     admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_AS.
+
+    Workers are started with ``spawn`` (never ``fork``: the API process runs threads and an
+    engine), so, as with vLLM, the program's entry point needs an
+    ``if __name__ == "__main__":`` guard. Each worker imports PyAV once at start-up
+    (about 1 s), before ``start()`` returns, so no request pays for it.
     """
 
     def __init__(
@@ -285,8 +325,10 @@ class DecodePool:
         memory_bytes: int | None = 3 * 1024**3,
         threads: int = 1,
         start_method: str = "spawn",
+        recycle_after_jobs: int = 500,
     ) -> None:
         self._size = workers
+        self._recycle_after = recycle_after_jobs
         self._memory = memory_bytes
         self._threads = threads
         self._ctx = multiprocessing.get_context(start_method)
@@ -400,6 +442,8 @@ class DecodePool:
             raise MediaUnavailable("the decode pool is shut down")
         await self.start()
         assert self._idle is not None
+        if not self._all and not self._tasks:
+            raise MediaUnavailable("no decode worker is running")
         worker = await self._idle.get()
         while not worker.alive:
             self._retire(worker)
@@ -423,8 +467,11 @@ class DecodePool:
             log.warning("decode worker died while %s (exit code %s)", what, worker.process.exitcode)
             raise InvalidVideo(f"the decoder crashed while {what} this video") from None
         finally:
-            if healthy:
+            worker.jobs += 1
+            if healthy and worker.jobs < self._recycle_after:
                 self._idle.put_nowait(worker)
+            elif healthy:
+                self._retire(worker)  # bound slow growth (allocator fragmentation) of long-lived workers
             else:
                 # Timed out, cancelled or dead: the worker may be mid-job; kill it so the
                 # blocked thread returns, and start a fresh one.

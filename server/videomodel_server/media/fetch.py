@@ -51,6 +51,7 @@ from .errors import (
     FetchTimeout,
     ForbiddenAddress,
     InvalidDataURL,
+    InvalidMediaURL,
     LocalFileRefused,
     MediaError,
     TooLarge,
@@ -149,6 +150,9 @@ class Fetcher:
                     raise _timeout_error(kind, limits) from None
                 except httpx.HTTPError:
                     raise FetchFailed(f"could not connect to the {kind} host") from None
+                except (httpx.InvalidURL, ValueError):
+                    # httpx pre-builds the next request of a redirect and chokes on odd Locations.
+                    raise InvalidMediaURL(f"the {kind} host redirected to an invalid or unsupported URL") from None
                 try:
                     if response.status_code in REDIRECT_STATUSES:
                         target = resolve_redirect(target, response.headers.get("location", ""), limits, kind)
@@ -173,9 +177,10 @@ class Fetcher:
             if not addresses:
                 raise FetchFailed(f"the {kind} URL's host name could not be resolved")
         if not limits.allow_private_addresses:
+            exempt = [ipaddress.ip_network(n) for n in limits.exempt_networks]
             for address in addresses:
                 reason = refusal_reason(address)
-                if reason is not None:
+                if reason is not None and not any(address in net for net in exempt):
                     raise ForbiddenAddress(
                         f"the {kind} URL's host resolves to a {reason} address; only public addresses are fetched"
                     )

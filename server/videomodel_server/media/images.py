@@ -14,7 +14,7 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
-from videomodel_server.budget import GeometryError, smart_resize
+from videomodel_server.budget import FamilyGeometry, GeometryError, VideoBudget, smart_resize
 
 from .errors import InvalidImage, OverBudget, TooLarge
 
@@ -26,6 +26,13 @@ class ImageBudget:
     min_pixels: int
     max_pixels: int
     factor: int
+
+    @classmethod
+    def from_budget(cls, budget: VideoBudget, geometry: FamilyGeometry) -> ImageBudget:
+        """The image part of a declared budget, family defaults filled in."""
+        resolved = budget.resolved(geometry)
+        assert resolved.image_min_pixels is not None and resolved.image_max_pixels is not None
+        return cls(resolved.image_min_pixels, resolved.image_max_pixels, geometry.factor)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,8 @@ def decode_image(file: IO[bytes], budget: ImageBudget, max_image_pixels: int) ->
     Image.MAX_IMAGE_PIXELS = max_image_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own check below names the limit; PIL's hard error (at 2x) stays as a backstop.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(file)
             width, height = image.size
             if width * height > max_image_pixels:
@@ -60,7 +68,9 @@ def decode_image(file: IO[bytes], budget: ImageBudget, max_image_pixels: int) ->
                 h, w = w, h
             rgb = image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
             return DecodedImage(np.asarray(rgb, dtype=np.uint8), width, height)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage("the file is not an image this server can read, or it is too large") from None
+    except Image.DecompressionBombError:
+        raise TooLarge(f"the image has more than {max_image_pixels} pixels (max_image_pixels)") from None
+    except UnidentifiedImageError:
+        raise InvalidImage("the file is not an image this server can read") from None
     except (OSError, ValueError, SyntaxError, EOFError):
         raise InvalidImage("the image is corrupt or truncated") from None

@@ -9,11 +9,13 @@ arrive as ``SamplingOverrides`` and are clamped to the budget, never beyond it.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget
+from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget, fetch_timeout
 
 MiB = 1024**2
 GiB = 1024**3
@@ -39,7 +41,10 @@ class MediaLimits:
     allowed_local_root: Path | None = None
     """``file://`` URLs are accepted only under this directory; None disables them."""
     allow_private_addresses: bool = False
-    """TESTS ONLY: let fetches reach loopback/private addresses (a local test server)."""
+    """TESTS ONLY: let fetches reach any loopback/private address (a local test server)."""
+    exempt_networks: tuple[str, ...] = ()
+    """TESTS ONLY: CIDRs exempt from the address check (e.g. ``("127.0.0.1/32",)`` for one
+    loopback server, while every other private address stays refused)."""
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 10.0
     """Longest silence between two received chunks."""
@@ -74,10 +79,23 @@ class MediaLimits:
     max_image_pixels: int = 64 * 1024 * 1024
     """Decoded image area cap (PIL's decompression-bomb guard is set to this)."""
 
+    @classmethod
+    def from_budget(cls, budget: VideoBudget, **overrides: Any) -> MediaLimits:
+        """Limits a declared budget implies (seconds, bytes, fetch deadline), plus overrides."""
+        values: dict[str, Any] = {
+            "max_seconds": budget.max_seconds,
+            "max_video_bytes": budget.max_video_bytes,
+            "fetch_timeout_seconds": fetch_timeout(budget),
+        }
+        values.update(overrides)
+        return cls(**values)
+
     def __post_init__(self) -> None:
         if self.max_redirects < 0 or self.decode_workers < 1:
             raise ValueError("max_redirects must be >= 0 and decode_workers >= 1")
         object.__setattr__(self, "allowed_domains", tuple(d.strip().lower().strip(".") for d in self.allowed_domains))
+        for network in self.exempt_networks:
+            ipaddress.ip_network(network)  # ValueError on a typo, at start-up
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def normalise_rotation(degrees: float) -> int:
 
 def _rate(rate: object) -> float | None:
     try:
-        value = float(rate)  # type: ignore[arg-type]
+        value = float(rate)  # type: ignore[arg-type,unused-ignore]
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     return value if math.isfinite(value) and value > 0 else None

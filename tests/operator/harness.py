@@ -1,0 +1,213 @@
+"""Run the real kopf operator against the emulated API server, over real HTTP.
+
+``Cluster`` bundles the emulator, a client acting as kubectl, a stand-in for the Deployment
+controller (it publishes Deployment status the way the real one does, as a separate writer),
+and the operator task. Writes are attributed by User-Agent: requests made by the test's own
+client (kmock's) are not the operator's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import yaml
+
+from videomodel_operator.handlers import OperatorConfig, build_registry
+from videomodel_operator.reconciling import Reconciler
+
+from .apiserver import ApiServer
+
+Obj = dict[str, Any]
+
+CR_PATH = "/apis/videomodel.io/v1alpha1/namespaces/{ns}/videomodels"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+PATHS = {
+    "VideoModel": "/apis/videomodel.io/v1alpha1/namespaces/{ns}/videomodels/{name}",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{ns}/services/{name}",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{name}",
+    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}",
+    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}",
+}
+
+
+class Cluster:
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self.ready_pods = True
+        """What the stand-in Deployment controller reports: all pods ready, or none (crash loop)."""
+        self.reconciler: Reconciler | None = None
+
+    # -- kubectl ----------------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, body: Obj | None = None, content_type: str | None = None) -> Any:
+        headers = {"Content-Type": content_type} if content_type else {}
+        async with self.server.request(method, path, json=body, headers=headers) as response:
+            payload = await response.json(content_type=None)
+            if response.status >= 400:
+                raise AssertionError(f"{method} {path} -> {response.status}: {payload}")
+            return payload
+
+    async def create(self, body: Obj) -> Obj:
+        result: Obj = await self.request("POST", CR_PATH.format(ns=body["metadata"]["namespace"]), body)
+        return result
+
+    async def get(self, kind: str, ns: str, name: str) -> Obj | None:
+        async with self.server.request("GET", PATHS[kind].format(ns=ns, name=name)) as response:
+            if response.status == 404:
+                return None
+            data: Obj = await response.json()
+            return data
+
+    async def patch(self, kind: str, ns: str, name: str, patch: Obj, subresource: str = "") -> Obj:
+        path = PATHS[kind].format(ns=ns, name=name) + (f"/{subresource}" if subresource else "")
+        result: Obj = await self.request("PATCH", path, patch, "application/merge-patch+json")
+        return result
+
+    async def delete(self, kind: str, ns: str, name: str) -> None:
+        await self.request("DELETE", PATHS[kind].format(ns=ns, name=name))
+
+    # -- the Deployment controller's part ---------------------------------------------------------
+
+    async def deployment_controller(self) -> None:
+        """Publish status for Deployments whose spec moved (like the real controller would)."""
+        resource = kmock.resource("apps", "v1", "deployments")
+        while True:
+            for (res, ns, name), obj in list(self.server.objects.items()):
+                if res != resource or obj.deleted:
+                    continue
+                raw = obj.raw
+                generation = raw["metadata"].get("generation", 1)
+                replicas = raw["spec"].get("replicas", 1)
+                ready = replicas if self.ready_pods else 0
+                status = raw.get("status") or {}
+                wanted = {
+                    "observedGeneration": generation,
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                }
+                if ns is not None and any(status.get(k) != v for k, v in wanted.items()):
+                    with contextlib.suppress(AssertionError):
+                        await self.patch("Deployment", ns, name, {"status": wanted}, "status")
+            await asyncio.sleep(0.05)
+
+    # -- the operator ------------------------------------------------------------------------------
+
+    async def start_operator(self, config: OperatorConfig, url: str) -> None:
+        """Start a fresh operator process-equivalent (new registry, reconciler and kopf loop)."""
+        self._config, self._url = config, url
+        registry, self.reconciler = build_registry(config, login=lambda **_: kopf.ConnectionInfo(server=url))
+        self._stop = asyncio.Event()
+        self._operator = asyncio.create_task(
+            kopf.operator(
+                registry=registry,
+                clusterwide=not config.namespaces,
+                namespaces=config.namespaces,
+                standalone=True,
+                stop_flag=self._stop,
+            )
+        )
+
+    async def stop_operator(self) -> None:
+        self._stop.set()
+        # kopf gives tasks it did not start (here: the emulator's open watch streams) 5 s to
+        # finish after a stop; cancelling the operator stops them at once instead.
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._operator), timeout=0.5)
+        self._operator.cancel()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._operator, timeout=10)
+
+    async def restart_operator(self) -> None:
+        await self.stop_operator()
+        await self.start_operator(self._config, self._url)
+
+    # -- observation ------------------------------------------------------------------------------
+
+    def operator_writes(self) -> list[str]:
+        return [
+            f"{method} {path}"
+            for method, path, agent in self.server.log
+            if method in WRITE_METHODS and not agent.startswith("kmock")
+        ]
+
+    async def eventually(self, check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or check}")
+
+    async def condition(self, ns: str, name: str, kind: str) -> Obj | None:
+        cr = await self.get("VideoModel", ns, name)
+        for cond in ((cr or {}).get("status") or {}).get("conditions", []):
+            if cond["type"] == kind:
+                return dict(cond)
+        return None
+
+
+CHART_FILES = Path(__file__).resolve().parents[2] / "charts" / "videomodel-operator" / "files"
+
+
+def chart_rules() -> list[Obj]:
+    """The RBAC rules the Helm chart grants a cluster-wide operator."""
+    rules: list[Obj] = []
+    for name in ("cluster-rules.yaml", "namespaced-rules.yaml"):
+        rules += yaml.safe_load((CHART_FILES / name).read_text())
+    return rules
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(
+    resync_seconds: float = 0.5,
+    rules: list[Obj] | None = None,
+    allow_denials: bool = False,
+    namespaces: tuple[str, ...] = (),
+    service_monitor_crd: bool = False,
+) -> AsyncIterator[Cluster]:
+    """The operator with the chart's RBAC enforced: any request it is not granted fails the test."""
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    async with ApiServer(rbac=chart_rules() if rules is None else rules) as server, kmock.Server(server):
+        server.declare()
+        if service_monitor_crd:
+            server.resources["monitoring.coreos.com/v1/servicemonitors"] = kmock.ResourceInfo(
+                kind="ServiceMonitor", namespaced=True, verbs=("get", "list", "watch", "create", "patch", "delete")
+            )
+        for namespace in ("default", "models", "other"):
+            server.objects[kmock.resource("", "v1", "namespaces"), None, namespace] = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace, "uid": namespace, "resourceVersion": "1"},
+            }
+        cluster = Cluster(server)
+        url = str(server.url).rstrip("/")
+        config = OperatorConfig(
+            namespaces=namespaces,
+            resync_seconds=resync_seconds,
+            backoff_seconds=0.2,
+            liveness_endpoint=None,
+            event_level=logging.WARNING,
+        )
+        controller = asyncio.create_task(cluster.deployment_controller())
+        await cluster.start_operator(config, url)
+        try:
+            yield cluster
+        finally:
+            await cluster.stop_operator()
+            controller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await controller
+        assert allow_denials or not server.denied, f"the chart's RBAC denied the operator: {sorted(set(server.denied))}"

@@ -1,0 +1,348 @@
+"""Reconcile scenarios: the real kopf operator, over real HTTP, against the emulated API server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from videomodel_operator.rendering import HASH_ANNOTATION
+
+from .conftest import EXAMPLES, load_body
+from .harness import Cluster, running_cluster
+
+pytestmark = pytest.mark.timeout(60)
+
+NS = "models"
+NAME = "qwen2-vl-7b"
+CHILDREN = ("ConfigMap", "Service", "NetworkPolicy", "Deployment", "PodDisruptionBudget")
+
+
+def example() -> dict[str, Any]:
+    return load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+
+
+async def converged(cluster: Cluster, name: str = NAME, generation: int | None = None) -> dict[str, Any]:
+    async def ready() -> bool:
+        cr = await cluster.get("VideoModel", NS, name)
+        status = (cr or {}).get("status") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        gen = generation or cr["metadata"]["generation"]  # type: ignore[index]
+        return conditions.get("Ready") == "True" and status.get("observedGeneration") == gen
+
+    await cluster.eventually(ready, what=f"{name} Ready")
+    cr = await cluster.get("VideoModel", NS, name)
+    assert cr is not None
+    return cr
+
+
+async def test_create_makes_every_child_with_owner_refs_and_a_full_status() -> None:
+    async with running_cluster() as cluster:
+        created = await cluster.create(example())
+        cr = await converged(cluster)
+        uid = created["metadata"]["uid"]
+        for kind in CHILDREN:
+            name = f"{NAME}-plan" if kind == "ConfigMap" else NAME
+            child = await cluster.get(kind, NS, name)
+            assert child is not None, kind
+            (ref,) = child["metadata"]["ownerReferences"]
+            assert ref["uid"] == uid and ref["controller"] is True, kind
+        status = cr["status"]
+        assert status["observedGeneration"] == 1
+        assert status["replicas"] == 2 and status["readyReplicas"] == 2 and status["ready"] == "2/2"
+        assert status["url"] == f"http://{NAME}.{NS}.svc:8000/v1"
+        assert status["plan"]["maxModelLen"] == 20804 and status["plan"]["framesPerVideo"] == 128
+        assert status["selector"] == f"app.kubernetes.io/name=videomodel-server,app.kubernetes.io/instance={NAME}"
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert set(conditions) == {"Ready", "Progressing", "BudgetFits", "Degraded"}
+        assert conditions["BudgetFits"]["status"] == "True"
+        assert conditions["Degraded"]["status"] == "False"
+        assert conditions["Progressing"]["status"] == "False"
+        for condition in conditions.values():
+            assert set(condition) == {"type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
+        assert "finalizers" not in cr["metadata"]
+
+
+async def test_children_are_written_only_by_server_side_apply_under_one_field_manager() -> None:
+    """The emulator only approximates SSA, so the payloads themselves are checked here."""
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        applies = [r for r in cluster.server if "fieldManager" in r.params]
+        kinds = set()
+        for request in applies:
+            assert request.headers["Content-Type"] == "application/apply-patch+yaml"
+            assert request.params == {"fieldManager": "videomodel-operator", "force": "true"}
+            body = json.loads(request.body)
+            assert body["apiVersion"] and body["kind"] and body["metadata"]["name"]
+            assert "status" not in body and "resourceVersion" not in body["metadata"]
+            kinds.add(body["kind"])
+        assert kinds == {"ConfigMap", "Service", "NetworkPolicy", "Deployment", "PodDisruptionBudget"}
+        # Every other operator write is a status merge patch or an Event: no PUT, no POST of children.
+        for method, path in (w.split(" ", 1) for w in cluster.operator_writes()):
+            assert method == "PATCH" or path.endswith("/events"), (method, path)
+
+
+async def test_a_resync_of_an_unchanged_world_makes_zero_writes() -> None:
+    async with running_cluster(resync_seconds=0.3) as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        await asyncio.sleep(0.5)  # let the last status write and its watch events settle
+        before = cluster.operator_writes()
+        # The counter sees the operator's writes: the creation applied 5 children and wrote status.
+        assert sum(w.startswith("PATCH") and "/status" not in w for w in before) >= 5, before
+        assert cluster.reconciler is not None
+        passes_before = cluster.reconciler.passes
+        await asyncio.sleep(2.0)  # several periodic resyncs (every 0.3 s) over every child
+        # A real change elsewhere in the Deployment (the controller's status) also triggers a pass.
+        await cluster.patch("Deployment", NS, NAME, {"status": {"conditions": []}}, "status")
+        await asyncio.sleep(0.5)
+        after = cluster.operator_writes()
+        passes = cluster.reconciler.passes - passes_before
+        assert passes >= 3, f"only {passes} reconcile passes ran during the resync window"
+        assert after[len(before) :] == [], f"a resync wrote: {after[len(before) :]}"
+        print(f"\nresync: {passes} reconcile passes, {len(after) - len(before)} writes")
+
+
+async def test_budget_update_rolls_pods_through_the_config_hash() -> None:
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        old = await cluster.get("Deployment", NS, NAME)
+        assert old is not None
+        old_hash = old["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+        await cluster.patch("VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 60}}})
+        cr = await converged(cluster, generation=2)
+        new = await cluster.get("Deployment", NS, NAME)
+        assert new is not None
+        new_hash = new["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+        assert new_hash != old_hash
+        assert new["metadata"]["generation"] == old["metadata"]["generation"] + 1
+        args = new["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--max-seconds") + 1] == "60"
+        assert cr["status"]["plan"]["maxSeconds"] == 60
+        assert cr["status"]["configHash"] == new_hash
+
+
+async def test_infeasible_update_keeps_the_old_deployment_and_reports_why() -> None:
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        old = await cluster.get("Deployment", NS, NAME)
+        assert old is not None
+        await cluster.patch(
+            "VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 600, "maxFrames": 768, "maxPixels": 602112}}}
+        )
+
+        async def refused() -> bool:
+            fits = await cluster.condition(NS, NAME, "BudgetFits")
+            return fits is not None and fits["status"] == "False" and fits["observedGeneration"] == 2
+
+        await cluster.eventually(refused, what="BudgetFits=False")
+        await asyncio.sleep(1.0)  # resyncs must not touch it either
+        fits = await cluster.condition(NS, NAME, "BudgetFits")
+        assert fits is not None and fits["reason"] == "Infeasible" and "context is 32,768" in fits["message"]
+        degraded = await cluster.condition(NS, NAME, "Degraded")
+        assert degraded is not None and degraded["status"] == "True" and "keeps serving" in degraded["message"]
+        still = await cluster.get("Deployment", NS, NAME)
+        assert still is not None
+        assert still["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"] or (
+            still["spec"] == old["spec"]
+        ), "the serving Deployment was modified"
+        assert still["spec"] == old["spec"]
+        events = [
+            obj.raw
+            for (res, _, _), obj in cluster.server.objects.items()
+            if res.plural == "events" and not obj.deleted and obj.raw.get("reason") == "Infeasible"
+        ]
+        assert len(events) == 1, events  # one Event per verdict, not one per resync
+        assert events[0]["involvedObject"]["name"] == NAME and events[0]["type"] == "Warning"
+
+
+async def test_manual_drift_is_restored() -> None:
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        good = await cluster.get("Deployment", NS, NAME)
+        assert good is not None
+        container = copy.deepcopy(good["spec"]["template"]["spec"]["containers"][0])
+        container["image"] = "evil/image:latest"
+        await cluster.patch(
+            "Deployment", NS, NAME, {"spec": {"replicas": 7, "template": {"spec": {"containers": [container]}}}}
+        )
+        await cluster.patch("Service", NS, NAME, {"spec": {"ports": [{"name": "http", "port": 1234}]}})
+
+        async def restored() -> bool:
+            dep = await cluster.get("Deployment", NS, NAME)
+            svc = await cluster.get("Service", NS, NAME)
+            assert dep is not None and svc is not None
+            image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+            return bool(
+                dep["spec"]["replicas"] == 2
+                and image == good["spec"]["template"]["spec"]["containers"][0]["image"]
+                and svc["spec"]["ports"][0]["port"] == 8000
+            )
+
+        await cluster.eventually(restored, what="drift restored")
+
+
+async def test_deleted_children_are_recreated() -> None:
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        for kind, name in (("Deployment", NAME), ("NetworkPolicy", NAME), ("ConfigMap", f"{NAME}-plan")):
+            await cluster.delete(kind, NS, name)
+
+        async def back() -> bool:
+            for kind, name in (("Deployment", NAME), ("NetworkPolicy", NAME), ("ConfigMap", f"{NAME}-plan")):
+                if await cluster.get(kind, NS, name) is None:
+                    return False
+            return True
+
+        await cluster.eventually(back, what="children recreated")
+        await converged(cluster)
+
+
+async def test_scale_subresource_scales_the_workload() -> None:
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        scale = await cluster.request(
+            "PATCH",
+            f"/apis/videomodel.io/v1alpha1/namespaces/{NS}/videomodels/{NAME}/scale",
+            {"spec": {"replicas": 3}},
+            "application/merge-patch+json",
+        )
+        assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3
+
+        async def scaled() -> bool:
+            dep = await cluster.get("Deployment", NS, NAME)
+            cr = await cluster.get("VideoModel", NS, NAME)
+            return bool(dep and dep["spec"]["replicas"] == 3 and cr and cr["status"].get("readyReplicas") == 3)
+
+        await cluster.eventually(scaled, what="scaled to 3")
+        scale = await cluster.request("GET", f"/apis/videomodel.io/v1alpha1/namespaces/{NS}/videomodels/{NAME}/scale")
+        assert scale["status"]["replicas"] == 3
+        assert scale["status"]["selector"].startswith("app.kubernetes.io/name=videomodel-server")
+
+
+async def test_injected_500s_and_409s_converge() -> None:
+    async with running_cluster() as cluster:
+
+        def operator_apply(kind: str) -> Any:
+            return lambda r: r.method.value == "PATCH" and r.resource.plural == kind and "fieldManager" in r.params
+
+        def status_patch(r: Any) -> bool:
+            return bool(r.method.value == "PATCH" and r.subresource == "status" and r.resource.plural == "videomodels")
+
+        deployment_500 = cluster.server.inject(operator_apply("deployments"), 500, times=5)
+        service_409 = cluster.server.inject(operator_apply("services"), 409, times=2)
+        status_409 = cluster.server.inject(status_patch, 409, times=3)
+        await cluster.create(example())
+        await converged(cluster)
+        assert deployment_500.hits == 5 and service_409.hits == 2 and status_409.hits == 3
+        for kind in CHILDREN:
+            assert await cluster.get(kind, NS, f"{NAME}-plan" if kind == "ConfigMap" else NAME) is not None
+
+
+async def test_crash_looping_pods_are_never_ready() -> None:
+    async with running_cluster() as cluster:
+        cluster.ready_pods = False
+        await cluster.create(example())
+
+        async def progressing() -> bool:
+            ready = await cluster.condition(NS, NAME, "Ready")
+            return ready is not None and ready["reason"] == "ReplicasNotReady"
+
+        await cluster.eventually(progressing, what="Ready=False ReplicasNotReady")
+        await asyncio.sleep(0.5)
+        ready = await cluster.condition(NS, NAME, "Ready")
+        assert ready is not None and ready["status"] == "False" and "0/2" in ready["message"]
+        cluster.ready_pods = True
+        await converged(cluster)
+
+
+async def test_an_invalid_spec_is_a_permanent_error_without_a_retry_storm() -> None:
+    async with running_cluster() as cluster:
+        body = example()
+        body["spec"]["budget"]["minPixels"] = 900000  # above maxPixels: the CRD's CEL rule would stop it
+        await cluster.create(body)
+
+        async def reported() -> bool:
+            fits = await cluster.condition(NS, NAME, "BudgetFits")
+            return fits is not None and fits["reason"] == "InvalidSpec"
+
+        await cluster.eventually(reported, what="InvalidSpec")
+        fits = await cluster.condition(NS, NAME, "BudgetFits")
+        assert fits is not None and "minPixels" in fits["message"]
+        writes = len(cluster.operator_writes())
+        await asyncio.sleep(1.5)
+        assert len(cluster.operator_writes()) - writes <= 1, cluster.operator_writes()[writes:]
+        assert await cluster.get("Deployment", NS, NAME) is None
+
+
+async def test_turning_autoscaling_off_prunes_the_hpa_and_pdb() -> None:
+    async with running_cluster() as cluster:
+        body = load_body(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")
+        name = body["metadata"]["name"]
+        await cluster.create(body)
+        await converged(cluster, name=name)
+        assert await cluster.get("HorizontalPodAutoscaler", NS, name) is not None
+        assert await cluster.get("PodDisruptionBudget", NS, name) is not None
+        deployment = await cluster.get("Deployment", NS, name)
+        assert deployment is not None and "replicas" not in deployment["spec"]
+        await cluster.patch("VideoModel", NS, name, {"spec": {"autoscaling": None, "replicas": 1}})
+
+        async def pruned() -> bool:
+            hpa = await cluster.get("HorizontalPodAutoscaler", NS, name)
+            pdb = await cluster.get("PodDisruptionBudget", NS, name)
+            dep = await cluster.get("Deployment", NS, name)
+            return hpa is None and pdb is None and dep is not None and dep["spec"].get("replicas") == 1
+
+        await cluster.eventually(pruned, what="HPA and PDB pruned")
+
+
+async def test_a_namespaced_operator_serves_only_its_namespaces() -> None:
+    async with running_cluster(namespaces=(NS,)) as cluster:
+        await cluster.create(example())
+        elsewhere = example()
+        elsewhere["metadata"]["namespace"] = "other"
+        await cluster.create(elsewhere)
+        await converged(cluster)
+        await asyncio.sleep(1.0)  # two resyncs: they list only the watched namespace
+        assert await cluster.get("Deployment", "other", NAME) is None
+        other = await cluster.get("VideoModel", "other", NAME)
+        assert other is not None and "status" not in other
+
+
+@pytest.mark.parametrize("crd_installed", [False, True], ids=["no-prometheus-operator", "prometheus-operator"])
+async def test_a_service_monitor_only_when_its_crd_exists(crd_installed: bool) -> None:
+    async with running_cluster(service_monitor_crd=crd_installed) as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        monitors = [
+            key for key, obj in cluster.server.objects.items() if key[0].plural == "servicemonitors" and not obj.deleted
+        ]
+        assert len(monitors) == (1 if crd_installed else 0)
+
+
+async def test_an_operator_restart_over_an_unchanged_world_makes_zero_writes() -> None:
+    """kopf's resume handlers and the first resyncs of a new operator process change nothing."""
+    async with running_cluster(resync_seconds=0.3) as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        await asyncio.sleep(0.5)
+        await cluster.restart_operator()
+        before = len(cluster.operator_writes())
+        assert cluster.reconciler is not None
+
+        async def resumed() -> bool:
+            assert cluster.reconciler is not None
+            return cluster.reconciler.passes >= 3
+
+        await cluster.eventually(resumed, what="the new operator's passes")
+        await asyncio.sleep(0.3)
+        assert cluster.operator_writes()[before:] == []

@@ -1,0 +1,103 @@
+"""Pure status summarizing: conditions follow the Deployment's real state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videomodel_operator.status import Verdict, status_patch, summarize
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+
+
+def deployment(
+    generation: int = 1, observed: int = 1, replicas: int = 2, ready: int = 2, updated: int = 2, **kw: Any
+) -> dict[str, Any]:
+    status = {
+        "observedGeneration": observed,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "updatedReplicas": updated,
+        "availableReplicas": ready,
+        **kw,
+    }
+    return {"metadata": {"generation": generation}, "status": status}
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def summary(
+    verdict: Verdict, dep: dict[str, Any] | None, previous: dict[str, Any] | None = None, now: str = T0
+) -> dict[str, Any]:
+    return summarize(
+        verdict, dep, previous, now, url="http://x/v1", selector="a=b", plan={"maxModelLen": 1}, config_hash="h"
+    )
+
+
+FEASIBLE = Verdict(generation=3, desired_replicas=2, feasible=True, summary="fits")
+
+
+def test_all_ready_is_ready_and_not_progressing() -> None:
+    c = conditions(summary(FEASIBLE, deployment()))
+    assert c["Ready"]["status"] == "True" and c["Progressing"]["status"] == "False"
+    assert c["BudgetFits"]["status"] == "True" and c["Degraded"]["status"] == "False"
+    assert all(x["observedGeneration"] == 3 for x in c.values())
+
+
+def test_crash_looping_pods_are_not_ready() -> None:
+    c = conditions(summary(FEASIBLE, deployment(ready=0)))
+    assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "ReplicasNotReady"
+    assert "0/2" in c["Ready"]["message"]
+
+
+def test_a_rollout_in_flight_is_progressing_not_ready() -> None:
+    for dep in (deployment(generation=2, observed=1), deployment(updated=1), deployment(replicas=3, updated=2)):
+        c = conditions(summary(FEASIBLE, dep))
+        assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "RollingOut"
+        assert c["Progressing"]["status"] == "True"
+
+
+def test_missing_deployment() -> None:
+    status = summary(FEASIBLE, None)
+    assert conditions(status)["Ready"]["reason"] == "DeploymentMissing"
+    assert status["replicas"] == 0 and status["ready"] == "0/2"
+
+
+def test_progress_deadline_is_degraded() -> None:
+    stuck = deployment(
+        ready=0,
+        conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "x"}],
+    )
+    c = conditions(summary(FEASIBLE, stuck))
+    assert c["Degraded"]["status"] == "True" and c["Degraded"]["reason"] == "ProgressDeadlineExceeded"
+    assert c["Progressing"]["status"] == "False"
+
+
+def test_infeasible_keeps_serving_and_says_so() -> None:
+    verdict = Verdict(generation=4, desired_replicas=2, feasible=False, problems=("too long",), applied=False)
+    c = conditions(summary(verdict, deployment()))
+    assert c["BudgetFits"]["status"] == "False" and c["BudgetFits"]["message"] == "too long"
+    assert c["Degraded"]["status"] == "True" and "keeps serving" in c["Degraded"]["message"]
+    assert c["Ready"]["status"] == "True"  # the old workload really is ready
+
+
+def test_invalid_spec() -> None:
+    verdict = Verdict(generation=1, desired_replicas=1, feasible=False, invalid="spec.budget.fps: bad", applied=False)
+    c = conditions(summary(verdict, None))
+    assert c["BudgetFits"]["reason"] == "InvalidSpec" and c["Degraded"]["reason"] == "InvalidSpec"
+
+
+def test_transition_time_moves_only_when_the_status_changes() -> None:
+    first = summary(FEASIBLE, deployment(ready=0), now=T0)
+    same = summary(FEASIBLE, deployment(ready=0), first, now=T1)
+    assert same == first and status_patch(first, same) is None
+    changed = summary(FEASIBLE, deployment(), first, now=T1)
+    c = conditions(changed)
+    assert c["Ready"]["lastTransitionTime"] == T1
+    assert c["BudgetFits"]["lastTransitionTime"] == T0
+
+
+def test_status_patch_removes_keys_that_went_away() -> None:
+    assert status_patch({"a": 1, "b": 2}, {"a": 1}) == {"b": None}
+    assert status_patch(None, {"a": 1}) == {"a": 1}

@@ -1,0 +1,82 @@
+"""Fixtures of the server tests: a media directory, a loopback media server, the prediction oracle."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from videomodel_server.budget import (
+    FAMILIES,
+    Family,
+    VideoBudget,
+    frame_pixel_cap,
+    sample_indices,
+    smart_nframes,
+    smart_resize,
+    timestamp_label_tokens,
+    video_tokens,
+)
+from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
+
+from .media_server import MediaServer
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory served over loopback HTTP and allowed for file:// URLs (copies, no symlinks)."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def media_server(media_root: Path) -> Iterator[MediaServer]:
+    with MediaServer(media_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def publish(media_root: Path) -> Callable[[Path, str], str]:
+    """Copy a file into the media root under ``name``; return its path relative to the root."""
+
+    def put(source: Path, name: str) -> str:
+        shutil.copyfile(source, media_root / name)
+        return name
+
+    return put
+
+
+def data_url(path: Path, mime: str = "video/mp4") -> str:
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def video_part(url: str) -> dict[str, Any]:
+    return {"type": "video_url", "video_url": {"url": url}}
+
+
+def predicted_video_tokens(family: Family, spec: VideoSpec, budget: VideoBudget) -> int:
+    """What the budget module says one video of ``spec`` costs under ``budget`` (qwen-vl-utils rules)."""
+    geometry = FAMILIES[family]
+    resolved = budget.resolved(geometry)
+    assert resolved.min_pixels is not None and resolved.max_pixels is not None
+    total = round(spec.seconds * spec.fps)
+    n = smart_nframes(total, spec.fps, resolved.fps, resolved.max_frames)
+    cap = frame_pixel_cap(n, resolved.min_pixels, resolved.max_pixels, resolved.total_pixels)
+    height, width = smart_resize(spec.height, spec.width, geometry.factor, resolved.min_pixels, cap)
+    if not geometry.timestamps_per_group:
+        return video_tokens(geometry, n, height, width, spec.seconds)
+    # Qwen3-VL: every temporal group carries its own "<t seconds>" label and delimiters.
+    times = [i / spec.fps for i in sample_indices(total, n)]
+    cells = (height // geometry.factor) * (width // geometry.factor)
+    return sum(timestamp_label_tokens((times[g] + times[g + 1]) / 2) + cells + 2 for g in range(0, n, 2))
+
+
+@pytest.fixture(scope="session")
+def video_file() -> Callable[..., Path]:
+    def build(**fields: Any) -> Path:
+        return make_video(VideoSpec(**fields))
+
+    return build

@@ -1,0 +1,120 @@
+"""The real server as a subprocess (``videomodel-server``, the operator's command line) on a free port.
+
+One engine at a time: fixtures are module-scoped and each module serves one family. The tiny
+checkpoints are CPU-sized; ``--kv-cache-memory-bytes`` (a vLLM passthrough flag) replaces the
+RAM-fraction sizing that fails on a shared machine (docs/vllm-notes.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ENGINE_PASSTHROUGH = ("--", "--kv-cache-memory-bytes", str(256 * 1024**2), "--enforce-eager")
+STARTUP_SECONDS = 600
+STOPPED_CLEANLY = (0, -signal.SIGTERM)
+"""uvicorn drains on SIGTERM, runs the lifespan shutdown, then re-raises the signal (exit -15)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.args = [
+            sys.executable,
+            "-m",
+            "videomodel_server.cli",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy in {STARTUP_SECONDS} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def peak_rss_bytes(self) -> int:
+        """Peak resident memory (VmHWM) of the server and its descendants (engine core, workers)."""
+        assert self.proc is not None
+        total = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if match:
+                total += int(match.group(1)) * 1024
+        return total
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for child in children:
+        out.append(int(child))
+        out.extend(_descendants(int(child)))
+    return out
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus metric (0 when absent)."""
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name and not labels:
+            return float(value)
+        if head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items()):
+            return float(value)
+    return 0.0
