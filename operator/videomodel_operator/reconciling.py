@@ -183,9 +183,13 @@ class Reconciler:
             outcome.feasible = False
 
         deployment = await self._call("get", lambda: self.api.get("apps/v1", "Deployment", namespace, name))
+        desired = cr.spec.desired_replicas
+        if cr.spec.autoscaling is not None and deployment is not None:
+            # The HPA owns the replica count: what it asked for is what "all ready" means.
+            desired = int((deployment.get("spec") or {}).get("replicas", desired) or desired)
         verdict = Verdict(
             generation,
-            cr.spec.desired_replicas,
+            desired,
             plan.feasible,
             problems=tuple(plan.problems),
             applied=plan.feasible,

@@ -110,6 +110,20 @@ async def test_hd_clip_decodes_only_sampled_frames(pool: DecodePool) -> None:
     assert video.worker_peak_rss_bytes < 600 * 1024**2
 
 
+@pytest.mark.parametrize("gop", [15, 100_000])
+async def test_sparse_sampling_seeks_and_stays_exact(gop: int, pool: DecodePool, budget: SamplingBudget) -> None:
+    """Targets seconds apart: seek to the keyframe before each (short GOP), or fall back to
+    decoding straight through (one keyframe) -- the frames returned are exact either way."""
+    spec = VideoSpec("h264", "mp4", 160, 120, 30, 40.0, keyframe_interval=gop)
+    video = await load(sv.make_video(spec), pool, replace(budget, fps=0.25))
+    assert video.frames.shape[0] == 10
+    assert [frame_index_of(f) for f in video.frames] == video.metadata["frames_indices"]
+    if gop == 15:  # keyframes every 0.5 s: most of the 1,200 frames are skipped
+        assert video.frames_decoded < 300
+    else:
+        assert video.frames_decoded >= 1100
+
+
 async def test_webm_without_duration_is_walked(pool: DecodePool, budget: SamplingBudget) -> None:
     """MediaRecorder-style WebM (no duration, no cues): the probe walks packets for the length."""
     video = await load(sv.live_webm_file(seconds=3.0, fps=10), pool, budget)
@@ -153,6 +167,14 @@ async def test_hostile_input_gets_a_clear_4xx(name: str, pool: DecodePool, budge
     if status is not None:
         assert (info.value.status, info.value.code) == (status, code), info.value.message
     assert str(path) not in info.value.message and path.name not in info.value.message
+
+
+async def test_huge_frame_size_refused_before_decoding(pool: DecodePool, budget: SamplingBudget) -> None:
+    path = sv.huge_dimensions_file(8192, 8192)
+    with pytest.raises(MediaError) as info:
+        await load(path, pool, budget)
+    assert (info.value.status, info.value.code) == (422, "video_over_budget")
+    assert "8192x8192 (67.1 megapixels); at most 33.2 megapixels" in info.value.message
 
 
 async def test_bit_flipped_payload_never_crashes(pool: DecodePool, budget: SamplingBudget) -> None:

@@ -165,6 +165,7 @@ def test_duration_message_names_the_limit_and_value() -> None:
     ("changes", "error", "fragment"),
     [
         ({"video_streams": 0, "audio_streams": 1}, NoVideoStream, "no video stream (1 audio stream)"),
+        ({"video_streams": 0, "total_streams": 0}, InvalidVideo, "no audio or video stream"),
         ({"total_streams": 40}, OverBudget, "40 streams; at most 8 are accepted (max_streams)"),
         ({"width": 16384, "height": 16}, OverBudget, "max_source_width/height"),
         ({"width": 8000, "height": 8000}, OverBudget, "64.0 megapixels"),

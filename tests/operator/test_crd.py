@@ -237,3 +237,9 @@ def test_cel_rules_reject_what_the_spec_model_rejects(case: str) -> None:
 def test_crd_file_is_valid_yaml_for_kubectl() -> None:
     docs = list(yaml.safe_load_all(CRD_PATH.read_text()))
     assert len(docs) == 1 and docs[0]["kind"] == "CustomResourceDefinition"
+
+
+def test_the_crd_itself_validates_as_a_kubernetes_object() -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(crd(), "1.34.0", strict=True)

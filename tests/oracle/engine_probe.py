@@ -48,6 +48,7 @@ def _prompt(tokenizer: Any, text: str) -> str:
 
 def probe(family: Family) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
+    from vllm.exceptions import VLLMValidationError
 
     budget = engine_budget(family)
     plan = derive(budget, MODELS[family])
@@ -93,8 +94,8 @@ def probe(family: Family) -> dict[str, Any]:
         try:
             out = llm.generate([{"prompt": over, "multi_modal_data": {"video": [item]}}], greedy, use_tqdm=False)
             result["over_length"] = {"accepted": True, "prompt_tokens": len(out[0].prompt_token_ids)}
-        except ValueError as exc:
-            result["over_length"] = {"accepted": False, "error": str(exc)[:300]}
+        except (ValueError, VLLMValidationError) as exc:
+            result["over_length"] = {"accepted": False, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     finally:
         del llm
         gc.collect()

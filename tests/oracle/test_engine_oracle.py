@@ -50,4 +50,4 @@ def test_engine_agrees_with_the_plan(family: Family, tiny_model_dir: Any, oracle
     assert result["full_prompt_tokens"] == plan["max_model_len"] - result["max_output_tokens"]
     assert result["full_output_tokens"] == result["max_output_tokens"]
     assert not result["over_length"]["accepted"], result["over_length"]
-    assert "max" in result["over_length"]["error"].lower() or "long" in result["over_length"]["error"].lower()
+    assert "longer than the maximum model length" in result["over_length"]["error"]

@@ -31,7 +31,7 @@ class MediaServer:
     """Serves ``root`` at ``http://127.0.0.1:PORT/``; ``redirect(path, to)`` adds a 302."""
 
     def __init__(self, root: Path) -> None:
-        handler = type("Handler", (_Handler,), {"redirects": {}})
+        handler: type[_Handler] = type("Handler", (_Handler,), {"redirects": {}})
         self.handler = handler
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -60,7 +61,7 @@ def _rss(pid: int) -> dict[str, int]:
 def test_60s_720p_clip_at_2fps(hd_server: ServerProcess, media_root: Path, media_server: MediaServer) -> None:
     (media_root / "hd.mp4").write_bytes(make_video(SPEC).read_bytes())
     client = openai.OpenAI(base_url=hd_server.url + "/v1", api_key="unused", max_retries=0, timeout=600)
-    question = {"type": "text", "text": "Describe the video."}
+    question: Any = {"type": "text", "text": "Describe the video."}
     text_only = client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": [question]}], max_tokens=1
     ).usage
@@ -69,7 +70,7 @@ def test_60s_720p_clip_at_2fps(hd_server: ServerProcess, media_root: Path, media
     for _ in range(2):  # the first run also warms caches; both are reported
         out = client.chat.completions.create(
             model="tiny",
-            messages=[{"role": "user", "content": [video_part(f"{media_server.url}/hd.mp4"), question]}],
+            messages=[{"role": "user", "content": [video_part(f"{media_server.url}/hd.mp4"), question]}],  # type: ignore[misc,list-item]
             max_tokens=16,
         )
         assert out.usage is not None

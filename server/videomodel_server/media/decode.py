@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEEK_GAP_SECONDS = 5.0
-"""Seek (to the keyframe before the target) instead of decoding through gaps longer than this."""
+SEEK_GAP_SECONDS = 1.0
+"""Seek (to the keyframe before the target) instead of decoding through gaps longer than this;
+seeking stops for the rest of a file as soon as one seek fails to move forward."""
 MAX_CORRUPT_PACKETS = 32
 WORKER_START_TIMEOUT = 60.0
 TRUNCATION_SLACK = 0.1
@@ -64,6 +65,9 @@ class DecodedFrames:
     times: tuple[float, ...]
     peak_rss_bytes: int = 0
     """The worker's peak resident set so far (ru_maxrss), for measurements."""
+    frames_decoded: int = 0
+    """Frames the decoder produced to find these (the work done; seeking lowers it)."""
+    seeks: int = 0
 
 
 # -- worker side ------------------------------------------------------------------------------
@@ -83,6 +87,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
     prev_time = -1.0
     count = 0
     errors = 0
+    seeks = 0
 
     def emit(frame: VideoFrame, t: float) -> None:
         nonlocal k
@@ -103,6 +108,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
         tb = stream.time_base
         can_seek = True
         seek_origin: float | None = None
+        last_seek_target = -1.0
         while k < plan.nframes:
             seek_to: float | None = None
             try:
@@ -131,8 +137,13 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
                             can_seek = can_seek and t > seek_origin
                             seek_origin = None
                         prev, prev_time = frame, t
-                        if k < plan.nframes and can_seek and targets[k] - t > SEEK_GAP_SECONDS:
-                            seek_to = targets[k]
+                        if (
+                            k < plan.nframes
+                            and can_seek
+                            and targets[k] - t > SEEK_GAP_SECONDS
+                            and targets[k] != last_seek_target  # already landed on its keyframe
+                        ):
+                            seek_to = last_seek_target = targets[k]
                     if k >= plan.nframes or seek_to is not None:
                         break
             except av.error.FFmpegError:
@@ -141,6 +152,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
                 break  # end of stream
             try:
                 container.seek(int(seek_to / tb), stream=stream, backward=True, any_frame=False)
+                seeks += 1
                 seek_origin = prev_time
                 prev = None  # the decoder was flushed: the frames after the seek are the candidates
             except av.error.FFmpegError:
@@ -166,7 +178,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
             assert prev is not None
             emit(prev, prev_time)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return DecodedFrames(out, tuple(times), peak)
+    return DecodedFrames(out, tuple(times), peak, count, seeks)
 
 
 JobKind = Literal["probe", "decode", "image"]
@@ -216,7 +228,8 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
         if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
             # Frames go as raw bytes straight from the array (no pickle copy on either side).
             frames = np.ascontiguousarray(reply[1].frames)
-            conn.send(("frames", (frames.shape, reply[1].times, reply[1].peak_rss_bytes)))
+            info = reply[1]
+            conn.send(("frames", (frames.shape, info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks)))
             _write_all(conn.fileno(), frames.data.cast("B"))
             del frames
         else:
@@ -273,10 +286,10 @@ class _Worker:
         send_handle(self.conn, fd, pid)
         reply: tuple[str, Any] = self.conn.recv()
         if reply[0] == "frames":
-            shape, times, peak = reply[1]
+            shape, times, peak, walked, seeks = reply[1]
             frames = np.empty(shape, dtype=np.uint8)
             _read_exactly(self.conn.fileno(), frames.data.cast("B"))
-            return ("ok", DecodedFrames(frames, times, peak))
+            return ("ok", DecodedFrames(frames, times, peak, walked, seeks))
         return reply
 
     def kill(self) -> None:

@@ -74,6 +74,8 @@ class LoadedVideo:
     timestamps: tuple[float, ...] = ()
     """Seconds from the start of the video of each returned frame."""
     worker_peak_rss_bytes: int = 0
+    frames_decoded: int = 0
+    """Frames the decoder walked to produce ``frames`` (for metrics: decode work)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ async def load_video(
         source_bytes=media.size,
         timestamps=tuple(t - plan.start_time for t in decoded.times),
         worker_peak_rss_bytes=decoded.peak_rss_bytes,
+        frames_decoded=decoded.frames_decoded,
     )
 
 

@@ -68,6 +68,8 @@ class ProbeResult:
 
 def check_probe(probe: ProbeResult, limits: MediaLimits, *, need_duration: bool = True) -> None:
     """Refuse, before any frame is decoded, what the limits do not accept (4xx, named limit)."""
+    if probe.video_streams == 0 and probe.audio_streams == 0:
+        raise InvalidVideo("the file has no audio or video stream (corrupt, or not a video)")
     if probe.video_streams == 0:
         audio = f" ({probe.audio_streams} audio stream{'s' if probe.audio_streams != 1 else ''})"
         raise NoVideoStream(f"the file has no video stream{audio if probe.audio_streams else ''}")
