@@ -135,6 +135,8 @@ class Reconciler:
         async with self.lock(namespace, name):
             fresh = await self._call("get", lambda: self.api.get(API_VERSION, KIND, namespace, name))
             if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                # Gone (or going): owner references let the garbage collector take the children.
+                self._locks.pop((namespace, name), None)
                 return Outcome()
             self.passes += 1
             return await self._reconcile(fresh)
@@ -183,13 +185,13 @@ class Reconciler:
             outcome.feasible = False
 
         deployment = await self._call("get", lambda: self.api.get("apps/v1", "Deployment", namespace, name))
-        desired = cr.spec.desired_replicas
+        replicas = cr.spec.desired_replicas
         if cr.spec.autoscaling is not None and deployment is not None:
             # The HPA owns the replica count: what it asked for is what "all ready" means.
-            desired = int((deployment.get("spec") or {}).get("replicas", desired) or desired)
+            replicas = int((deployment.get("spec") or {}).get("replicas", replicas) or replicas)
         verdict = Verdict(
             generation,
-            desired,
+            replicas,
             plan.feasible,
             problems=tuple(plan.problems),
             applied=plan.feasible,

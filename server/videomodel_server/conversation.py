@@ -333,7 +333,9 @@ def _clamp(
     max_pixels = int(cap("max_pixels", ask.max_pixels, base.max_pixels, limits.max_pixels))
     min_pixels = int(cap("min_pixels", ask.min_pixels, base.min_pixels, limits.min_pixels))
     if min_pixels > max_pixels:
-        raise InvalidRequest(f"{where}: min_pixels ({min_pixels}) is above max_pixels ({max_pixels})", param=where)
+        if ask.min_pixels is not None:
+            raise InvalidRequest(f"{where}: min_pixels ({min_pixels}) is above max_pixels ({max_pixels})", param=where)
+        min_pixels = max_pixels  # a client cap below the budget's floor lowers the floor with it
     total: int | None = base.total_pixels
     if ask.total_pixels is not None:
         total_limit = limits.total_pixels

@@ -137,6 +137,10 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     extra_args: tuple[str, ...] = ()
     seed: int = 0
+    max_num_batched_tokens: int | None = None
+    """vLLM sizes its encoder cache as ``max(max_num_batched_tokens, its own per-item estimate)``
+    and estimates videos at 14 frames: a longer in-budget video would be refused ("exceeds the
+    pre-allocated encoder cache size") unless this covers the Plan's largest media item."""
 
 
 OWNED_ENGINE_FLAGS = frozenset(
@@ -188,6 +192,7 @@ def engine_argv(config: EngineConfig) -> list[str]:
         str(config.gpu_memory_utilization),
         "--seed",
         str(config.seed),
+        *(["--max-num-batched-tokens", str(config.max_num_batched_tokens)] if config.max_num_batched_tokens else []),
         *config.extra_args,
     ]
 

@@ -57,6 +57,12 @@ def resolve(settings: ServerSettings, model: ModelSpec) -> Resolved:
         check_passthrough(settings.engine_args)
     except ValueError as exc:
         problems.append(str(exc))
+    batched = passthrough_int(settings.engine_args, "--max-num-batched-tokens")
+    if batched is not None and not plan.problems and batched < media_item_tokens(plan):
+        problems.append(
+            f"--max-num-batched-tokens {batched:,} is below the {media_item_tokens(plan):,} tokens of the largest "
+            "in-budget media item: vLLM would refuse it (encoder cache); drop the flag or raise it"
+        )
     if problems:
         raise StartupError(f"cannot serve {model.label} with this budget:\n  - " + "\n  - ".join(problems))
     return Resolved(
@@ -76,7 +82,26 @@ def resolve_checkpoint(settings: ServerSettings) -> Resolved:
     return resolve(settings, model)
 
 
+DEFAULT_BATCHED_TOKENS = 2048
+
+
+def media_item_tokens(plan: Plan) -> int:
+    """The largest single media item the budget admits, in tokens."""
+    return max(plan.tokens_per_video, plan.tokens_per_image)
+
+
+def passthrough_int(args: tuple[str, ...], flag: str) -> int | None:
+    """The integer value of ``flag`` in pass-through engine args (``--flag N`` or ``--flag=N``)."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args) and args[i + 1].isdigit():
+            return int(args[i + 1])
+        if arg.startswith(flag + "=") and arg.split("=", 1)[1].isdigit():
+            return int(arg.split("=", 1)[1])
+    return None
+
+
 def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
+    batched = passthrough_int(settings.engine_args, "--max-num-batched-tokens")
     return EngineConfig(
         model=settings.model,
         served_model_name=settings.model_name,
@@ -89,6 +114,7 @@ def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
         dtype=settings.dtype,
         gpu_memory_utilization=settings.gpu_memory_utilization,
         extra_args=settings.engine_args,
+        max_num_batched_tokens=None if batched else max(DEFAULT_BATCHED_TOKENS, media_item_tokens(resolved.plan)),
     )
 
 

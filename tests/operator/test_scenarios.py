@@ -346,3 +346,19 @@ async def test_an_operator_restart_over_an_unchanged_world_makes_zero_writes() -
         await cluster.eventually(resumed, what="the new operator's passes")
         await asyncio.sleep(0.3)
         assert cluster.operator_writes()[before:] == []
+
+
+async def test_deleting_the_model_is_not_blocked_and_nothing_is_recreated() -> None:
+    """No finalizer: the delete completes at once. The children (left to the garbage collector,
+    which the emulator does not run) change afterwards; the operator must not act for a gone owner."""
+    async with running_cluster(resync_seconds=0.3) as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        await cluster.delete("VideoModel", NS, NAME)
+        assert await cluster.get("VideoModel", NS, NAME) is None
+        before = len(cluster.operator_writes())
+        await cluster.delete("ConfigMap", NS, f"{NAME}-plan")
+        await cluster.patch("Deployment", NS, NAME, {"spec": {"replicas": 9}})
+        await asyncio.sleep(1.0)
+        assert cluster.operator_writes()[before:] == []
+        assert await cluster.get("ConfigMap", NS, f"{NAME}-plan") is None

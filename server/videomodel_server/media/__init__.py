@@ -9,7 +9,7 @@ layer maps :class:`MediaError` to the OpenAI error envelope.
 """
 
 from .addresses import is_fetchable, refusal_reason
-from .decode import DecodedFrames, DecodePool, PoolStats
+from .decode import DecodedFrames
 from .errors import (
     DecodeMemory,
     DecodeTimeout,
@@ -34,6 +34,7 @@ from .fetch import FetchedMedia, Fetcher, Resolver, system_resolver
 from .images import ImageBudget
 from .limits import ClampedBudget, MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
 from .pipeline import LoadedImage, LoadedVideo, StageTimings, load_image, load_video
+from .pool import DecodePool, PoolStats
 from .probe import ProbeResult, check_probe
 from .sampling import SamplingPlan, plan_sampling
 from .urls import classify_url

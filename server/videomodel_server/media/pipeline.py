@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .decode import DecodePool
 from .fetch import FetchedMedia, Fetcher
 from .images import ImageBudget
 from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
+from .pool import DecodePool
 from .probe import ProbeResult
 from .sampling import SamplingPlan, plan_sampling
 

@@ -1,0 +1,357 @@
+"""Worker processes for probing and decoding: isolated, time-limited, memory-limited.
+
+:class:`DecodePool` (in the API process) keeps a fixed set of ``spawn``-ed workers, each with an
+address-space limit (``RLIMIT_AS``) and no core dumps. A job gets the media as a file
+descriptor (``SCM_RIGHTS``), runs under a deadline, and is cancellable: on timeout or
+cancellation the worker is SIGKILLed and replaced in the background. A worker that dies
+(decoder crash, OOM) fails only its own request, with a 4xx, and is replaced, so the next
+request works. Frames come back as raw bytes read straight into the result array (one copy
+in the API process, none extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import recv_handle, send_handle
+from typing import Any, Literal
+
+import numpy as np
+
+from .decode import DecodedFrames, decode_frames
+from .errors import DecodeMemory, DecodeTimeout, InvalidVideo, MediaError, MediaUnavailable
+from .images import DecodedImage, ImageBudget, decode_image
+from .limits import MediaLimits
+from .probe import ProbeResult, read_probe
+from .sampling import SamplingPlan
+
+log = logging.getLogger(__name__)
+
+WORKER_START_TIMEOUT = 60.0
+"""Seconds a fresh worker may take to import its libraries and report ready."""
+
+JobKind = Literal["probe", "decode", "image"]
+
+
+def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> None:
+    """Worker process loop: receive a job and a file descriptor, answer ("ok"|"err", value)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_bytes:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    import av  # import after the limit so the limit covers FFmpeg's own allocations
+
+    av.logging.set_level(av.logging.PANIC)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "stop":
+            return
+        fd = recv_handle(conn)
+        # The descriptor shares its offset with the parent's: always start from byte 0.
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            with os.fdopen(fd, "rb", buffering=1 << 16) as file:
+                result: Any
+                if kind == "probe":
+                    limits, size = payload
+                    result = read_probe(file, limits, size)
+                elif kind == "image":
+                    budget, max_image_pixels = payload
+                    result = decode_image(file, budget, max_image_pixels)
+                else:
+                    result = decode_frames(file, payload, threads)
+            reply: tuple[str, Any] = ("ok", result)
+        except MediaError as exc:
+            reply = ("err", exc)
+        except MemoryError:
+            reply = ("err", DecodeMemory("decoding this video needs more memory than allowed (decode_memory_bytes)"))
+        except Exception:  # a bug or an FFmpeg failure we did not anticipate: still the input's fault
+            reply = ("err", InvalidVideo("the video could not be decoded"))
+        if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
+            # Frames go as raw bytes straight from the array (no pickle copy on either side).
+            frames = np.ascontiguousarray(reply[1].frames)
+            info = reply[1]
+            conn.send(("frames", (frames.shape, info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks)))
+            _write_all(conn.fileno(), frames.data.cast("B"))
+            del frames
+        else:
+            conn.send(reply)
+        # Drop this job's arrays before waiting for the next one: peak memory is one job's.
+        del reply
+        result = None
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    """Raw bytes on the socket, straight from the array (Connection.send_bytes would add a
+    header, and recv_bytes_into on the other side buffers a full copy first)."""
+    while view:
+        written = os.write(fd, view[: 1 << 22])
+        view = view[written:]
+
+
+def _read_exactly(fd: int, view: memoryview) -> None:
+    while view:
+        got = os.readv(fd, [view[: 1 << 22]])
+        if got == 0:
+            raise EOFError("decode worker closed the connection")
+        view = view[got:]
+
+
+# -- pool side ---------------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, ctx: Any, memory_bytes: int | None, threads: int) -> None:
+        parent, child = multiprocessing.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.process: BaseProcess = ctx.Process(
+            target=_worker_main, args=(child, memory_bytes, threads), daemon=True, name="videomodel-decode"
+        )
+        self.process.start()
+        child.close()
+        self.jobs = 0
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the worker has imported its libraries (so no request pays for that)."""
+        try:
+            if self.conn.poll(timeout):
+                return bool(self.conn.recv()[0] == "ready")
+        except (EOFError, OSError):
+            pass
+        return False
+
+    def call(self, kind: JobKind, payload: object, fd: int) -> tuple[str, Any]:
+        """Blocking round trip (run in a thread). Raises EOFError/OSError if the worker dies."""
+        self.conn.send((kind, payload))
+        pid = self.process.pid
+        assert pid is not None
+        send_handle(self.conn, fd, pid)
+        reply: tuple[str, Any] = self.conn.recv()
+        if reply[0] == "frames":
+            shape, times, peak, walked, seeks = reply[1]
+            frames = np.empty(shape, dtype=np.uint8)
+            _read_exactly(self.conn.fileno(), frames.data.cast("B"))
+            return ("ok", DecodedFrames(frames, times, peak, walked, seeks))
+        return reply
+
+    def kill(self) -> None:
+        """SIGKILL (non-blocking). A thread blocked in ``call`` then sees EOF and returns."""
+        with contextlib.suppress(Exception):
+            self.process.kill()
+
+    def reap(self) -> None:
+        """Wait for the killed process and close our end (blocking: run in a thread)."""
+        with contextlib.suppress(Exception):
+            self.process.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+
+@dataclass
+class PoolStats:
+    jobs: int = 0
+    replaced: int = 0
+    timeouts: int = 0
+    crashes: int = 0
+    cancelled: int = 0
+
+
+class DecodePool:
+    """Worker processes for probing and decoding. Use ``async with DecodePool(...)`` or
+    ``await pool.start()`` / ``await pool.close()``.
+
+    ``workers`` processes run one job each at a time; further jobs wait their turn (the API's
+    admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_AS.
+
+    Workers are started with ``spawn`` (never ``fork``: the API process runs threads and an
+    engine), so, as with vLLM, the program's entry point needs an
+    ``if __name__ == "__main__":`` guard. Each worker imports PyAV once at start-up
+    (about 1 s), before ``start()`` returns, so no request pays for it.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        memory_bytes: int | None = 3 * 1024**3,
+        threads: int = 1,
+        start_method: str = "spawn",
+        recycle_after_jobs: int = 500,
+    ) -> None:
+        self._size = workers
+        self._recycle_after = recycle_after_jobs
+        self._memory = memory_bytes
+        self._threads = threads
+        self._ctx = multiprocessing.get_context(start_method)
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._all: set[_Worker] = set()
+        self._executor = ThreadPoolExecutor(max_workers=2 * workers + 2, thread_name_prefix="decode-pool")
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
+        self.stats = PoolStats()
+
+    @classmethod
+    def from_limits(cls, limits: MediaLimits) -> DecodePool:
+        return cls(limits.decode_workers, memory_bytes=limits.decode_memory_bytes, threads=limits.decode_threads)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def start(self) -> None:
+        if self._idle is not None:
+            return
+        self._idle = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        # Start all workers at once: each spends about a second importing PyAV and NumPy.
+        workers = await asyncio.gather(*(loop.run_in_executor(self._executor, self._spawn) for _ in range(self._size)))
+        for worker in workers:
+            self._idle.put_nowait(worker)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for worker in list(self._all):
+            worker.kill()
+        for worker in list(self._all):
+            worker.reap()  # SIGKILLed: returns at once
+        self._all.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> DecodePool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._all if w.process.pid is not None]
+
+    async def probe(self, fd: int, limits: MediaLimits, *, size: int = 0) -> ProbeResult:
+        """Probe the media behind ``fd`` in a worker (header checks against ``limits``)."""
+        result = await self._run("probe", (limits, size), fd, limits.decode_timeout_seconds, "probing")
+        assert isinstance(result, ProbeResult)
+        return result
+
+    async def decode(self, fd: int, plan: SamplingPlan, timeout: float) -> DecodedFrames:
+        """Decode ``plan``'s frames from the media behind ``fd`` in a worker, within ``timeout`` s."""
+        result = await self._run("decode", plan, fd, timeout, "decoding")
+        assert isinstance(result, DecodedFrames)
+        return result
+
+    async def decode_image(self, fd: int, budget: ImageBudget, limits: MediaLimits) -> DecodedImage:
+        """Decode and resize the image behind ``fd`` in a worker."""
+        payload = (budget, limits.max_image_pixels)
+        result = await self._run("image", payload, fd, limits.decode_timeout_seconds, "decoding")
+        assert isinstance(result, DecodedImage)
+        return result
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._ctx, self._memory, self._threads)
+        if not worker.wait_ready(WORKER_START_TIMEOUT):
+            worker.kill()
+            raise MediaUnavailable("a decode worker failed to start")
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        """Kill ``worker`` and start a replacement in the background (the caller need not wait)."""
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+        self.stats.replaced += 1
+        task = asyncio.get_running_loop().create_task(self._respawn(worker))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _respawn(self, dead: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(RuntimeError):
+            await loop.run_in_executor(self._executor, dead.reap)
+        if self._closed:
+            return
+        for attempt in range(5):
+            try:
+                fresh = await loop.run_in_executor(self._executor, self._spawn)
+            except RuntimeError:  # executor shut down: the pool is closing
+                return
+            except MediaUnavailable:
+                log.error("decode worker failed to start (attempt %d)", attempt + 1)
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            if self._closed or self._idle is None:
+                fresh.kill()
+                return
+            self._idle.put_nowait(fresh)
+            return
+
+    async def _run(self, kind: JobKind, payload: object, fd: int, timeout: float, what: str) -> object:
+        if self._closed:
+            raise MediaUnavailable("the decode pool is shut down")
+        await self.start()
+        assert self._idle is not None
+        if not self._all and not self._tasks:
+            raise MediaUnavailable("no decode worker is running")
+        worker = await self._idle.get()
+        while not worker.alive:
+            self._retire(worker)
+            worker = await self._idle.get()
+        self.stats.jobs += 1
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        job = loop.run_in_executor(self._executor, worker.call, kind, payload, fd)
+        healthy = False
+        try:
+            status, value = await asyncio.wait_for(job, timeout)
+            healthy = True
+        except TimeoutError:
+            self.stats.timeouts += 1
+            raise DecodeTimeout(f"{what} the video took longer than {timeout:g} s (decode_timeout_seconds)") from None
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            raise
+        except (EOFError, OSError, BrokenPipeError):
+            self.stats.crashes += 1
+            log.warning("decode worker died while %s (exit code %s)", what, worker.process.exitcode)
+            raise InvalidVideo(f"the decoder crashed while {what} this video") from None
+        finally:
+            worker.jobs += 1
+            if healthy and worker.jobs < self._recycle_after:
+                self._idle.put_nowait(worker)
+            elif healthy:
+                self._retire(worker)  # bound slow growth (allocator fragmentation) of long-lived workers
+            else:
+                # Timed out, cancelled or dead: the worker may be mid-job; kill it so the
+                # blocked thread returns, and start a fresh one.
+                self._retire(worker)
+        log.debug("%s job took %.3f s", kind, time.monotonic() - started)
+        if status == "err":
+            assert isinstance(value, MediaError)
+            raise value
+        return value

@@ -1,0 +1,121 @@
+"""Pure checks of a chat request: limits, clamping (never past the budget), sampling parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from videomodel_server.api.protocol import ChatCompletionRequest
+from videomodel_server.conversation import MediaRef, RequestLimits, build
+from videomodel_server.errors import InvalidRequest, OverBudget
+
+LIMITS = RequestLimits(
+    model_name="m",
+    fps=2,
+    max_frames=64,
+    frames_per_video=40,
+    min_pixels=100_352,
+    max_pixels=200_704,
+    total_pixels=None,
+    videos_per_prompt=2,
+    images_per_prompt=1,
+    max_output_tokens=256,
+)
+
+
+def _req(content: Any = "hi", **kw: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"messages": [{"role": "user", "content": content}], **kw})
+
+
+def _video(**kw: Any) -> list[Any]:
+    return [{"type": "video", "video": "https://x/v.mp4", **kw}]
+
+
+def test_budget_defaults_without_knobs() -> None:
+    job = build(_req(_video()), LIMITS)
+    (video,) = job.videos
+    assert video.options is not None
+    assert (video.options.fps, video.options.max_frames, video.options.max_pixels) == (2, 64, 200_704)
+    assert job.clamped == () and job.sampling.max_tokens == 256
+
+
+def test_lower_knobs_are_honoured_higher_ones_clamped_and_reported() -> None:
+    job = build(_req(_video(fps=1, max_pixels=50_176)), LIMITS)
+    options = job.videos[0].options
+    assert options is not None and (options.fps, options.max_pixels) == (1, 50_176) and job.clamped == ()
+    job = build(_req(_video(fps=8, nframes=None, max_pixels=10**7, min_pixels=150_000)), LIMITS)
+    options = job.videos[0].options
+    assert options is not None and (options.fps, options.max_pixels, options.min_pixels) == (2, 200_704, 100_352)
+    assert job.clamped == ("fps=8->2", "max_pixels=10000000->200704", "min_pixels=150000->100352")
+
+
+def test_num_frames_is_even_and_within_the_plan() -> None:
+    job = build(_req(_video(nframes=99)), LIMITS)
+    assert job.videos[0].options is not None and job.videos[0].options.num_frames == 40
+    assert job.clamped == ("num_frames=99->98", "num_frames=98->40")
+
+
+@given(
+    fps=st.floats(0.01, 100),
+    max_pixels=st.integers(1, 10**8),
+    frames=st.integers(2, 10_000),
+    total=st.integers(1, 10**9),
+)
+def test_clamping_never_exceeds_the_budget(fps: float, max_pixels: int, frames: int, total: int) -> None:
+    kwargs = {"mm_processor_kwargs": {"max_pixels": max_pixels, "total_pixels": total, "max_frames": frames}}
+    job = build(_req(_video(fps=fps), **kwargs), LIMITS)
+    o = job.videos[0].options
+    assert o is not None
+    assert o.fps <= LIMITS.fps and o.max_pixels <= LIMITS.max_pixels and o.max_frames <= LIMITS.max_frames
+    assert o.min_pixels <= LIMITS.min_pixels
+
+
+def test_media_order_kinds_and_positions() -> None:
+    content = [
+        {"type": "image_url", "image_url": {"url": "https://x/i.png"}},
+        {"type": "text", "text": "and"},
+        {"type": "video_url", "video_url": {"url": "https://x/a.mp4"}},
+    ]
+    job = build(_req(content), LIMITS)
+    assert [(m.kind, m.index, m.where) for m in job.media] == [
+        ("image", 0, "messages[0].content[0]"),
+        ("video", 0, "messages[0].content[2]"),
+    ]
+    assert isinstance(job.turns[0].parts[0], MediaRef) and job.turns[0].parts[1] == "and"
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "error", "needle"),
+    [
+        ({"content": _video() * 3}, OverBudget, "3 videos"),
+        ({"content": [{"type": "image", "image": "https://x/i.png"}] * 2}, OverBudget, "2 images"),
+        ({"max_tokens": 257}, OverBudget, "at most 256"),
+        ({"max_tokens": 5, "max_completion_tokens": 6}, InvalidRequest, "differ"),
+        ({"n": 5}, OverBudget, "n is 5"),
+        ({"logprobs": True, "top_logprobs": 21}, OverBudget, "top_logprobs is 21"),
+        ({"top_logprobs": 2}, InvalidRequest, "requires logprobs"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, OverBudget, "5 sequences"),
+        ({"response_format": {"type": "json_object"}}, InvalidRequest, "response_format"),
+        ({"content": _video(fps=1, nframes=4)}, InvalidRequest, "not both"),
+        ({"content": _video(min_pixels=50_000, max_pixels=40_000)}, InvalidRequest, "above max_pixels"),
+    ],
+)
+def test_refusals_name_the_limit(request_kw: dict[str, Any], error: type[Exception], needle: str) -> None:
+    content = request_kw.pop("content", "hi")
+    with pytest.raises(error) as info:
+        build(_req(content, **request_kw), LIMITS)
+    assert needle in str(info.value)
+
+
+def test_media_only_in_user_messages_and_no_tools() -> None:
+    bad = ChatCompletionRequest.model_validate(
+        {"messages": [{"role": "assistant", "content": [{"type": "video", "video": "https://x"}]}]}
+    )
+    with pytest.raises(InvalidRequest, match="only allowed in user messages"):
+        build(bad, LIMITS)
+    tool = ChatCompletionRequest.model_validate({"messages": [{"role": "tool", "content": "x"}]})
+    with pytest.raises(InvalidRequest, match="tool messages"):
+        build(tool, LIMITS)
