@@ -45,7 +45,7 @@ def section(title: str) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "videomodel_operator", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "videomodel_operator.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
 
 

@@ -102,8 +102,11 @@ def build_registry(
     """
     registry = kopf.OperatorRegistry()
     credentials = _Credentials()
-    http_api = HttpKubeApi(credentials.connect) if api is None else None
-    reconciler = Reconciler(api or http_api, clock, discover=config.discover_service_monitor)  # type: ignore[arg-type]
+    http_api: HttpKubeApi | None = None
+    if api is None:
+        http_api = HttpKubeApi(credentials.connect)
+        api = http_api
+    reconciler = Reconciler(api, clock, discover=config.discover_service_monitor)
     resync_task: list[asyncio.Task[None]] = []
 
     @kopf.on.login(registry=registry)
@@ -172,7 +175,10 @@ def build_registry(
     async def _resync_forever() -> None:
         while True:
             await asyncio.sleep(config.resync_seconds)
-            await resync_once(reconciler, config.namespaces)
+            try:
+                await resync_once(reconciler, config.namespaces)
+            except Exception:  # the drift safety net must outlive any one bad pass
+                log.exception("resync pass failed; retrying in %s s", config.resync_seconds)
 
     return registry, reconciler
 

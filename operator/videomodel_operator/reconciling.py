@@ -246,7 +246,12 @@ class Reconciler:
         patch = status_patch(current, desired)
         if patch is None:
             return 0
-        await self._call("status", lambda: self.api.patch_status(namespace, name, patch))
+        try:
+            await self._call("status", lambda: self.api.patch_status(namespace, name, patch))
+        except ApiError as exc:
+            if exc.status == 404:  # deleted while this pass ran: nothing left to report on
+                return 0
+            raise
         return 1
 
     async def _event_on_change(self, body: Obj, previous_status: Obj, reason: str, message: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ class ChatService:
         start = time.monotonic()
         first = True
         finished = False
-        generation = self.engine.generate(prepared.engine_input, prepared.job.sampling, trace.request_id)
+        # A client may choose the request id (x-request-id); the engine's must be unique regardless.
+        engine_request_id = f"{trace.request_id}-{secrets.token_hex(4)}"
+        generation = self.engine.generate(prepared.engine_input, prepared.job.sampling, engine_request_id)
         try:
             async for step in generation:
                 if first and any(c.tokens for c in step.choices):

@@ -143,7 +143,7 @@ class Cluster:
             if method in WRITE_METHODS and not agent.startswith("kmock")
         ]
 
-    async def eventually(self, check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
+    async def eventually(self, check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if await check():

@@ -96,12 +96,15 @@ class ServerProcess:
 
 
 def _descendants(pid: int) -> list[int]:
+    """Every descendant process (children of every thread: vLLM forks from a worker thread)."""
     out: list[int] = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
-    for child in children:
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
+    for child in dict.fromkeys(children):
         out.append(int(child))
         out.extend(_descendants(int(child)))
     return out

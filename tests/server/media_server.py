@@ -27,13 +27,21 @@ class _Handler(SimpleHTTPRequestHandler):
         return
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that stop reading on purpose (byte caps, refusals) reset the connection.
+        return
+
+
 class MediaServer:
     """Serves ``root`` at ``http://127.0.0.1:PORT/``; ``redirect(path, to)`` adds a 302."""
 
     def __init__(self, root: Path) -> None:
         handler: type[_Handler] = type("Handler", (_Handler,), {"redirects": {}})
         self.handler = handler
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+        self.httpd = _QuietServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

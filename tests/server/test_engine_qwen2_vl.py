@@ -235,6 +235,32 @@ def test_per_request_fps_is_honoured_and_clamped(
     assert fast.json()["usage"]["prompt_tokens"] == text_only_tokens + predicted_video_tokens(FAMILY, CLIP, BUDGET)
 
 
+def test_sampling_parameters(client: openai.OpenAI, media_server: MediaServer, clip_name: str) -> None:
+    out = _ask(
+        client,
+        [video_part(f"{media_server.url}/{clip_name}"), {"type": "text", "text": PROMPT}],
+        max_completion_tokens=5,
+        n=2,
+        temperature=0.8,
+        top_p=0.9,
+        seed=11,
+        stop=["\n\n"],
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        logprobs=True,
+        top_logprobs=2,
+        extra_body={"top_k": 20},
+    )
+    assert [c.index for c in out.choices] == [0, 1]
+    for choice in out.choices:
+        assert choice.logprobs is not None and choice.logprobs.content is not None
+        assert 1 <= len(choice.logprobs.content) <= 5
+        assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in choice.logprobs.content)
+    assert out.usage is not None and out.usage.completion_tokens == sum(
+        len(c.logprobs.content or []) for c in out.choices if c.logprobs
+    )
+
+
 # -- the rest of the API -----------------------------------------------------------------------
 
 

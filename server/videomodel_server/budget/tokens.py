@@ -39,13 +39,18 @@ def timestamp_label_tokens(seconds: float) -> int:
 def group_time_bound(group: int, nframes: int, max_seconds: float) -> float:
     """An upper bound on the ``<t seconds>`` time of temporal group ``group`` (0-based).
 
-    Frames are sampled at ``round(i * (T-1) / (n-1))`` from a source of T >= n frames lasting at
-    most ``max_seconds``; a group's time is the mean of its two frames' times, which works out to
-    below ``(2 * group + 1) * max_seconds / (n - 1)``, and below ``max_seconds`` in any case.
+    The server samples frame ``i`` at index ``round(i * s)``, ``s = (T-1)/(n-1)``, from a source of
+    T >= n frames at ``fps`` lasting ``T / fps <= max_seconds``; the first and last index are exact,
+    the others off by at most half a frame. A group's time is the mean of its two frames' times,
+    ``(idx[2g] + idx[2g+1]) / (2 fps)``; with ``s / fps < max_seconds / (n-1)`` and
+    ``1 / fps <= max_seconds / n`` that is below the value returned.
     """
-    if nframes <= 1:
+    if nframes < FRAME_FACTOR:
         return max_seconds
-    return min(max_seconds, (2 * group + 1) * max_seconds / (nframes - 1) * (1 + 1e-9))
+    first, second = 2 * group, min(2 * group + 1, nframes - 1)
+    rounding = sum(0.5 for i in (first, second) if 0 < i < nframes - 1)
+    bound = ((first + second) / (nframes - 1) + rounding / nframes) * max_seconds / 2
+    return min(max_seconds, bound * (1 + 1e-9))
 
 
 def video_tokens(geometry: FamilyGeometry, nframes: int, height: int, width: int, max_seconds: float) -> int:
