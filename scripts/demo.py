@@ -133,13 +133,11 @@ def main() -> int:
         FAMILIES,
         Family,
         VideoBudget,
-        derive,
         frame_pixel_cap,
         smart_nframes,
         smart_resize,
         video_tokens,
     )
-    from videomodel_server.checkpoint import read_checkpoint
     from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
     from videomodel_server.devtools.tiny_models import tiny_model_dir
 
@@ -251,9 +249,8 @@ def main() -> int:
             "".join(pieces),
         )
 
-        section("The Plan this server derived (same budget module as the operator)")
-        model = read_checkpoint(model_dir, card.id)
-        plan = derive(budget, model)
+        section("The Plan behind these flags (videomodel plan -o json, the same budget module the server runs)")
+        plan = json.loads(run_cli("plan", "-f", str(EXAMPLE), "-o", "json").stdout)
         for key in (
             "frames_per_video",
             "worst_case_frame",
@@ -264,7 +261,7 @@ def main() -> int:
             "fetch_timeout_seconds",
             "feasible",
         ):
-            print(f"    {key}: {getattr(plan, key)}")
+            print(f"    {key}: {plan.get(key)}")
         print("\nThe tiny checkpoint has random weights: the answers above are noise by design. The token counts, the")
         print("sampling and the timings are the real thing. Server log: " + str(log))
     finally:

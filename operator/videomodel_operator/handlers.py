@@ -127,14 +127,21 @@ def build_registry(
         settings.watching.client_timeout = 330
         resync_task.append(asyncio.create_task(_resync_forever()))
 
-    @kopf.on.cleanup(registry=registry)
-    async def _cleanup(**_: Any) -> None:
-        for task in resync_task:
+    async def shutdown() -> None:
+        """Stop the resync task and close our API client (idempotent)."""
+        while resync_task:
+            task = resync_task.pop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if http_api is not None:
             await http_api.close()
+
+    reconciler.shutdown = shutdown
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        await shutdown()
 
     async def _run(body: kopf.Body) -> None:
         try:

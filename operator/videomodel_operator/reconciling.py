@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,8 @@ class Reconciler:
         self._caps: Capabilities | None = None
         self.passes = 0
         """Reconcile passes run (for logs and tests)."""
+        self.shutdown: Callable[[], Awaitable[None]] = _nothing
+        """Set by the shell: releases what it started for this reconciler (tasks, sessions)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, name), asyncio.Lock())
@@ -293,6 +295,10 @@ class Reconciler:
             log.warning("could not post event: %s", exc)
             return 0
         return 1
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _replicas_hint(body: Obj) -> int:

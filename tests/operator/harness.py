@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
+import aiohttp.web
+import aiohttp.web_server
 import kmock
 import kopf
 import yaml
@@ -129,6 +132,8 @@ class Cluster:
         self._operator.cancel()
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
             await asyncio.wait_for(self._operator, timeout=10)
+        if self.reconciler is not None:  # kopf's cleanup handlers do not run when it is cancelled
+            await self.reconciler.shutdown()
 
     async def restart_operator(self) -> None:
         await self.stop_operator()
@@ -159,6 +164,15 @@ class Cluster:
         return None
 
 
+class _QuickShutdownServer(aiohttp.test_utils.RawTestServer):
+    """The emulator's HTTP server, waiting at most 1 s (not aiohttp's 60 s) for open watch
+    streams when a test ends."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web.ServerRunner:
+        server = aiohttp.web_server.Server(self._handler, loop=self._loop, debug=debug, **kwargs)
+        return aiohttp.web.ServerRunner(server, debug=debug, shutdown_timeout=1.0, **kwargs)
+
+
 CHART_FILES = Path(__file__).resolve().parents[2] / "charts" / "videomodel-operator" / "files"
 
 
@@ -180,7 +194,8 @@ async def running_cluster(
 ) -> AsyncIterator[Cluster]:
     """The operator with the chart's RBAC enforced: any request it is not granted fails the test."""
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    async with ApiServer(rbac=chart_rules() if rules is None else rules) as server, kmock.Server(server):
+    rbac = chart_rules() if rules is None else rules
+    async with ApiServer(rbac=rbac) as server, kmock.Server(server, server_cls=_QuickShutdownServer):
         server.declare()
         if service_monitor_crd:
             server.resources["monitoring.coreos.com/v1/servicemonitors"] = kmock.ResourceInfo(

@@ -30,10 +30,14 @@ class OracleSummary:
     def __init__(self) -> None:
         self.rows: dict[str, Extremes] = {}
 
-    def record(self, check: str, predicted: int, real: int, **context: Any) -> None:
+    def record(self, check: str, predicted: int, real: int, *, upper_bound_only: bool = False, **context: Any) -> None:
+        """``upper_bound_only``: the prediction is a bound for this video, not its expected cost, so
+        only an under-estimate is a finding (a short video costs far less than the worst case)."""
         row = self.rows.setdefault(check, Extremes())
         row.checks += 1
         row.largest_under = max(row.largest_under, real - predicted)
+        if upper_bound_only:
+            return
         over_pct = 100.0 * (predicted - real) / real if real else 0.0
         if predicted - real > row.largest_over:
             row.largest_over = predicted - real

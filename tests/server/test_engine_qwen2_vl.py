@@ -109,7 +109,8 @@ def clip_name(media_root: Path) -> str:
 
 
 def _ask(client: openai.OpenAI, content: list[Any], **kw: Any) -> Any:
-    kw.setdefault("max_tokens", 4)
+    if "max_completion_tokens" not in kw:
+        kw.setdefault("max_tokens", 4)
     return client.chat.completions.create(model="tiny-qwen2-vl", messages=[{"role": "user", "content": content}], **kw)
 
 
