@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -173,6 +175,21 @@ class _QuickShutdownServer(aiohttp.test_utils.RawTestServer):
         return aiohttp.web.ServerRunner(server, debug=debug, shutdown_timeout=1.0, **kwargs)
 
 
+async def _reap_leftover_tasks() -> None:
+    """Cancel what the stopped operator left running (kopf skips its cleanup when cancelled), so
+    the test's event loop closes promptly; name any task that ignores cancellation."""
+    me = asyncio.current_task()
+    leftovers = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    if os.environ.get("VM_DEBUG_TASKS"):
+        for t in leftovers:
+            print("LEFTOVER", t.get_coro(), file=sys.stderr)
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        _, pending = await asyncio.wait(leftovers, timeout=5)
+        assert not pending, f"tasks ignore cancellation: {[t.get_coro() for t in pending]}"
+
+
 CHART_FILES = Path(__file__).resolve().parents[2] / "charts" / "videomodel-operator" / "files"
 
 
@@ -225,4 +242,5 @@ async def running_cluster(
             controller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await controller
+            await _reap_leftover_tasks()
         assert allow_denials or not server.denied, f"the chart's RBAC denied the operator: {sorted(set(server.denied))}"
