@@ -129,15 +129,7 @@ def show(label: str, usage: Any, report: dict[str, Any], predicted: int, text_on
 
 
 def main() -> int:
-    from videomodel_server.budget import (
-        FAMILIES,
-        Family,
-        VideoBudget,
-        frame_pixel_cap,
-        smart_nframes,
-        smart_resize,
-        video_tokens,
-    )
+    from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
     from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
     from videomodel_server.devtools.tiny_models import tiny_model_dir
 
@@ -177,13 +169,14 @@ def main() -> int:
             min_pixels=budget_spec["minPixels"],
             max_pixels=budget_spec["maxPixels"],
         )
-        geometry = FAMILIES[Family.QWEN2_VL]
-        total = round(spec.seconds * spec.fps)
-        n = smart_nframes(total, spec.fps, budget.fps, budget.max_frames)
-        assert budget.min_pixels and budget.max_pixels
-        cap = frame_pixel_cap(n, budget.min_pixels, budget.max_pixels, None)
-        h, w = smart_resize(spec.height, spec.width, geometry.factor, budget.min_pixels, cap)
-        predicted = video_tokens(geometry, n, h, w, spec.seconds)
+        predicted = price_video(
+            budget,
+            FAMILIES[Family.QWEN2_VL],
+            total_frames=round(spec.seconds * spec.fps),
+            source_fps=spec.fps,
+            height=spec.height,
+            width=spec.width,
+        ).tokens
         question = "What happens in this video?"
         text_only = client.chat.completions.create(
             model=card.id, messages=[{"role": "user", "content": [{"type": "text", "text": question}]}], max_tokens=1

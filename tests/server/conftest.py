@@ -10,15 +10,7 @@ from typing import Any
 
 import pytest
 
-from videomodel_server.budget import (
-    FAMILIES,
-    Family,
-    VideoBudget,
-    frame_pixel_cap,
-    smart_nframes,
-    smart_resize,
-    video_tokens,
-)
+from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
 from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
 
 from .media_server import MediaServer
@@ -57,15 +49,15 @@ def video_part(url: str) -> dict[str, Any]:
 
 def predicted_video_tokens(family: Family, spec: VideoSpec, budget: VideoBudget) -> int:
     """What the budget module says one video of ``spec`` costs under ``budget`` (qwen-vl-utils rules)."""
-    geometry = FAMILIES[family]
-    resolved = budget.resolved(geometry)
-    assert resolved.min_pixels is not None and resolved.max_pixels is not None
-    total = round(spec.seconds * spec.fps)
-    n = smart_nframes(total, spec.fps, resolved.fps, resolved.max_frames)
-    cap = frame_pixel_cap(n, resolved.min_pixels, resolved.max_pixels, resolved.total_pixels)
-    height, width = smart_resize(spec.height, spec.width, geometry.factor, resolved.min_pixels, cap)
-    # The video's own duration bounds its Qwen3-VL "<t seconds>" labels (exact for these clips).
-    return video_tokens(geometry, n, height, width, spec.seconds)
+    price = price_video(
+        budget,
+        FAMILIES[family],
+        total_frames=round(spec.seconds * spec.fps),
+        source_fps=spec.fps,
+        height=spec.height,
+        width=spec.width,
+    )
+    return price.tokens
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from videomodel_server.budget import (
     derive,
     fetch_timeout,
     frame_pixel_cap,
+    price_video,
     smart_nframes,
     smart_resize,
     video_tokens,
@@ -50,14 +51,10 @@ def budgets(draw: st.DrawFn) -> VideoBudget:
 
 def _real_video_tokens(budget: VideoBudget, family: Family, seconds: float, src_fps: float, h: int, w: int) -> int:
     """What the server's pipeline charges for one concrete video (sampling, per-frame cap, resize)."""
-    geometry = FAMILIES[family]
-    resolved = budget.resolved(geometry)
-    assert resolved.min_pixels is not None and resolved.max_pixels is not None
     total_frames = max(2, round(seconds * src_fps))
-    n = smart_nframes(total_frames, src_fps, budget.fps, budget.max_frames)
-    cap = frame_pixel_cap(n, resolved.min_pixels, resolved.max_pixels, resolved.total_pixels)
-    rh, rw = smart_resize(h, w, geometry.factor, resolved.min_pixels, cap)
-    return video_tokens(geometry, n, rh, rw, budget.max_seconds)
+    return price_video(
+        budget, FAMILIES[family], total_frames=total_frames, source_fps=src_fps, height=h, width=w
+    ).tokens
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,7 @@ from .geometry import (
     smart_resize,
 )
 from .models import BUILTIN_MODELS, FAMILIES, Family, FamilyGeometry, ModelSpec, lookup
-from .plan import GpuSpec, Plan, VideoBudget, derive, fetch_timeout, kv_bytes_per_token
+from .plan import GpuSpec, Plan, VideoBudget, VideoPrice, derive, fetch_timeout, kv_bytes_per_token, price_video
 from .tokens import image_tokens, timestamp_label_tokens, timestamp_tokens, video_tokens
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ModelSpec",
     "Plan",
     "VideoBudget",
+    "VideoPrice",
     "derive",
     "fetch_timeout",
     "frame_pixel_cap",
@@ -37,6 +38,7 @@ __all__ = [
     "kv_bytes_per_token",
     "lookup",
     "max_frame_cells",
+    "price_video",
     "sample_indices",
     "smart_nframes",
     "smart_resize",

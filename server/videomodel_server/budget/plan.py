@@ -18,6 +18,8 @@ from .geometry import (
     frame_pixel_cap,
     max_frame_cells,
     max_frame_cells_count,
+    smart_nframes,
+    smart_resize,
 )
 from .models import FamilyGeometry, ModelSpec
 from .tokens import image_tokens, video_tokens
@@ -416,3 +418,30 @@ def _memory_problem(
         f"{gpu.count} x {gib:.0f} GiB leaves room for {fits_tokens:,} tokens: "
         f"{_suggest(budget, model, video, min(fits_tokens, model.max_position_embeddings))}, or use {needed_gpus} GPUs"
     )
+
+
+@dataclass(frozen=True)
+class VideoPrice:
+    """What one concrete video costs under a budget: the frames sampled, their size, the tokens."""
+
+    nframes: int
+    height: int
+    width: int
+    tokens: int
+
+
+def price_video(
+    budget: VideoBudget, geometry: FamilyGeometry, *, total_frames: int, source_fps: float, height: int, width: int
+) -> VideoPrice:
+    """Sample and resize one video exactly as the server does, and count its prompt tokens.
+
+    Raises :class:`~.geometry.GeometryError` for a video the server would refuse. Qwen3-VL's
+    timestamp labels are priced from the video's own duration (``total_frames / source_fps``).
+    """
+    resolved = budget.resolved(geometry)
+    assert resolved.min_pixels is not None and resolved.max_pixels is not None
+    nframes = smart_nframes(total_frames, source_fps, resolved.fps, resolved.max_frames)
+    cap = frame_pixel_cap(nframes, resolved.min_pixels, resolved.max_pixels, resolved.total_pixels)
+    out_h, out_w = smart_resize(height, width, geometry.factor, resolved.min_pixels, cap)
+    tokens = video_tokens(geometry, nframes, out_h, out_w, total_frames / source_fps)
+    return VideoPrice(nframes, out_h, out_w, tokens)
