@@ -82,9 +82,6 @@ def resolve_checkpoint(settings: ServerSettings) -> Resolved:
     return resolve(settings, model)
 
 
-DEFAULT_BATCHED_TOKENS = 2048
-
-
 def media_item_tokens(plan: Plan) -> int:
     """The largest single media item the budget admits, in tokens."""
     return max(plan.tokens_per_video, plan.tokens_per_image)
@@ -114,7 +111,7 @@ def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
         dtype=settings.dtype,
         gpu_memory_utilization=settings.gpu_memory_utilization,
         extra_args=settings.engine_args,
-        max_num_batched_tokens=None if batched else max(DEFAULT_BATCHED_TOKENS, media_item_tokens(resolved.plan)),
+        max_num_batched_tokens=None if batched else resolved.plan.max_num_batched_tokens,
     )
 
 

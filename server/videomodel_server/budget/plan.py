@@ -32,6 +32,9 @@ ENGINE_OVERHEAD_BYTES = 2 * GiB
 """Per GPU: CUDA context, CUDA graphs and peak activations outside the KV cache (an estimate)."""
 FETCH_CONNECT_SLACK_SECONDS = 5.0
 FETCH_TIMEOUT_RANGE = (10.0, 900.0)
+VLLM_DEFAULT_BATCHED_TOKENS = 2048
+"""vLLM sizes its encoder cache as ``max(max_num_batched_tokens, its own per-item estimate)``,
+and its estimate assumes a short video: the batch must hold the largest media item whole."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Plan:
     images_per_prompt: int
     kv_bytes_per_token: int
     kv_bytes_per_request: int
+    max_num_batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS
     weights_bytes: int | None = None
     kv_cache_bytes_available: int | None = None
     concurrent_requests: int | None = None
@@ -281,6 +285,7 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         images_per_prompt=budget.images_per_prompt,
         kv_bytes_per_token=kv_token,
         kv_bytes_per_request=kv_token * max_len,
+        max_num_batched_tokens=max(VLLM_DEFAULT_BATCHED_TOKENS, video.tokens, tokens_per_image),
         weights_bytes=weights,
         kv_cache_bytes_available=kv_avail,
         concurrent_requests=concurrency,
