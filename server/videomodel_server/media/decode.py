@@ -14,6 +14,7 @@ Runs only inside a :class:`~.pool.DecodePool` worker process (FFmpeg parses untr
 
 from __future__ import annotations
 
+import contextlib
 import resource
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ class DecodedFrames:
     frames: npt.NDArray[np.uint8]
     times: tuple[float, ...]
     peak_rss_bytes: int = 0
-    """The worker's peak resident set so far (ru_maxrss), for measurements."""
+    """The worker's peak resident set during this job (VmHWM, reset before each job)."""
     frames_decoded: int = 0
     """Frames the decoder produced to find these (the work done; seeking lowers it)."""
     seeks: int = 0
@@ -153,5 +154,26 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
         while k < plan.nframes:
             assert prev is not None
             emit(prev, prev_time)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return DecodedFrames(out, tuple(times), peak, count, seeks)
+    return DecodedFrames(out, tuple(times), peak_rss_bytes(), count, seeks)
+
+
+def reset_peak_rss() -> None:
+    """Start a new high-water mark for this process (Linux: write 5 to /proc/self/clear_refs).
+
+    Workers live for many jobs; without this, one hostile file's peak would be reported for
+    every later job. Silently does nothing where the kernel does not offer it.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory since the last :func:`reset_peak_rss` (VmHWM), else since start."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

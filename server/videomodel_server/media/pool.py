@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .decode import DecodedFrames, decode_frames
+from .decode import DecodedFrames, decode_frames, reset_peak_rss
 from .errors import DecodeMemory, DecodeTimeout, InvalidVideo, MediaError, MediaUnavailable
 from .images import DecodedImage, ImageBudget, decode_image
 from .limits import MediaLimits
@@ -64,6 +64,7 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
         if kind == "stop":
             return
         fd = recv_handle(conn)
+        reset_peak_rss()
         # The descriptor shares its offset with the parent's: always start from byte 0.
         with contextlib.suppress(OSError):
             os.lseek(fd, 0, os.SEEK_SET)
