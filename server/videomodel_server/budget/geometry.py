@@ -86,6 +86,15 @@ def smart_nframes(total_frames: int, video_fps: float, fps: float, max_frames: i
     return result
 
 
+def most_sampled_frames(max_seconds: float, fps: float, max_frames: int) -> int:
+    """Frames sampled from the longest in-budget video: ``floor2(min(max(maxSeconds*fps, 4), maxFrames))``.
+
+    The 4-frame floor of :func:`smart_nframes` applies: a 1 s budget at 1 fps still samples 4.
+    """
+    longest = max(max_seconds * fps, FPS_MIN_FRAMES)
+    return max(FRAME_FACTOR, floor_by_factor(min(longest, max_frames), FRAME_FACTOR))
+
+
 def sample_indices(total_frames: int, nframes: int) -> list[int]:
     """Evenly spaced frame indices: ``i * (total - 1) / (nframes - 1)`` rounded half to even.
 

@@ -7,17 +7,16 @@ enforces it per request.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .geometry import (
-    FPS_MIN_FRAMES,
     FRAME_FACTOR,
     FrameGeometry,
     frame_pixel_cap,
     max_frame_cells,
     max_frame_cells_count,
+    most_sampled_frames,
     smart_nframes,
     smart_resize,
 )
@@ -133,8 +132,7 @@ class _VideoCost:
 
 def _most_frames(budget: VideoBudget) -> int:
     """Frames sampled from the longest in-budget video."""
-    longest = max(budget.max_seconds * budget.fps, FPS_MIN_FRAMES)
-    return max(FRAME_FACTOR, math.floor(min(longest, budget.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+    return most_sampled_frames(budget.max_seconds, budget.fps, budget.max_frames)
 
 
 def _video_cost(budget: VideoBudget, model: ModelSpec) -> _VideoCost:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget, fetch_timeout
+from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget, fetch_timeout, most_sampled_frames
 
 MiB = 1024**2
 GiB = 1024**3
@@ -132,9 +132,8 @@ class SamplingBudget:
 
     @property
     def frame_cap(self) -> int:
-        """Most frames any in-budget video samples: ``floor2(min(maxSeconds*fps, maxFrames))``."""
-        longest = max(self.max_seconds * self.fps, 4)
-        return max(FRAME_FACTOR, math.floor(min(longest, self.max_frames) / FRAME_FACTOR) * FRAME_FACTOR)
+        """Most frames any in-budget video samples (the Plan's ``frames_per_video``)."""
+        return most_sampled_frames(self.max_seconds, self.fps, self.max_frames)
 
 
 @dataclass(frozen=True)
