@@ -22,5 +22,6 @@ start=$(date +%s)
 # uv reads no pip config either; the lock is complete, so no resolution happens here.
 .venv/bin/uv pip install --python .venv/bin/python --no-deps -r requirements/lock.txt
 .venv/bin/uv pip install --python .venv/bin/python --no-deps -e .
+.venv/bin/uv pip install --python .venv/bin/python --no-deps -e devtools/  # test and demo tooling, not in the wheel
 echo "$key" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - start )) s, $(du -sh .venv | cut -f1) in .venv" >&2

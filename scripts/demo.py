@@ -129,9 +129,9 @@ def show(label: str, usage: Any, report: dict[str, Any], predicted: int, text_on
 
 
 def main() -> int:
+    from videomodel_devtools.synthetic_videos import VideoSpec, make_video
+    from videomodel_devtools.tiny_models import tiny_model_dir
     from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
-    from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
-    from videomodel_server.devtools.tiny_models import tiny_model_dir
 
     print_plans()
 

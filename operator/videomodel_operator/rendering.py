@@ -22,7 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from videomodel_server.budget import Plan
+from videomodel_server.budget import Plan, flag
+from videomodel_server.budget.contract import BUDGET_FILE_KEY, AdmissionSettings, EngineSettings, ServingContract
 
 from .planning import plan_table
 from .spec import API_VERSION, KIND, SERVER_PORT, VideoModel, VideoModelSpec
@@ -43,6 +44,8 @@ RUN_AS_USER = 1000
 MODELS_MOUNT = "/models"
 CACHE_MOUNT = "/cache"
 DOWNLOAD_DIR = f"{CACHE_MOUNT}/models"
+SERVING_MOUNT = "/etc/videomodel"
+"""Where the ConfigMap's ``serving.json`` (the server's budget file) is mounted."""
 
 # Egress the NetworkPolicy never allows: private, shared (CGNAT), loopback, link-local (which
 # holds the cloud metadata address 169.254.169.254) and multicast/reserved ranges.
@@ -57,9 +60,6 @@ PRIVATE_V4 = (
 )
 PRIVATE_V6 = ("fc00::/7", "fe80::/10", "ff00::/8", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16")
 
-SERVER_IN_FLIGHT = 4
-"""Requests the server admits past its queue by default (``max_concurrent_requests``)."""
-SERVER_DECODE_WORKERS = 2
 BASE_MEMORY = 6 * GiB
 """Python, tokenizer, vLLM's host side, CUDA host allocations: before any video arrives."""
 BASE_CPU_MILLI = 2000
@@ -136,6 +136,8 @@ def _decoded_video_bytes(plan: Plan) -> int:
 
 
 def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
+    admission = serving_contract(spec, plan).admission
+    in_flight, workers = admission.max_concurrent_requests, admission.decode_workers
     """CPU, memory, /dev/shm and cache sizes for one replica.
 
     Video work per admitted request: the download buffer (up to maxVideoBytes) plus the decoded
@@ -146,18 +148,18 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
     """
     per_video = plan.max_video_bytes + 2 * _decoded_video_bytes(plan)
     videos = max(1, plan.videos_per_prompt)
-    video_work = SERVER_IN_FLIGHT * videos * per_video
+    video_work = in_flight * videos * per_video
     tp = spec.tensor_parallel_size
     if spec.resources.shm_size is not None:
         shm = parse_bytes(spec.resources.shm_size)
     else:
-        shm = round_up_mib(GiB + SERVER_IN_FLIGHT * videos * _decoded_video_bytes(plan) + (tp - 1) * GiB)
+        shm = round_up_mib(GiB + in_flight * videos * _decoded_video_bytes(plan) + (tp - 1) * GiB)
     memory = BASE_MEMORY + video_work + shm
     if spec.resources.gpu.count == 0:
         # CPU serving: the weights and the KV cache live in host memory too.
         memory += (plan.weights_bytes or 0) + max(0, plan.kv_cache_bytes_available or 0)
     memory = parse_bytes(spec.resources.memory) if spec.resources.memory is not None else _round_up_gib(memory)
-    cpu = BASE_CPU_MILLI + SERVER_DECODE_WORKERS * 1000 + (tp - 1) * 1000
+    cpu = BASE_CPU_MILLI + workers * 1000 + (tp - 1) * 1000
     if spec.resources.cpu is not None:
         cpu = parse_cpu(spec.resources.cpu)
     cache = 2 * GiB
@@ -183,70 +185,51 @@ def model_path(spec: VideoModelSpec) -> str:
     return source.local.path
 
 
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+def serving_contract(spec: VideoModelSpec, plan: Plan) -> ServingContract:
+    """What the server is told, in one piece: the budget, engine and admission settings, the plan.
+
+    The budget goes in resolved (the family's pixel defaults filled in); the server re-derives
+    the plan from it and refuses to start if its plan differs from the one here. Admission and
+    engine settings the CR does not set are the server's own defaults, written out so the
+    sizing here and the server's behaviour come from the same numbers.
+    """
+    model = spec.to_model_spec()
+    engine = EngineSettings(
+        tensor_parallel_size=spec.tensor_parallel_size,
+        dtype=spec.engine.dtype.value,
+        gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        max_model_len=plan.max_model_len,
+    )
+    return ServingContract.for_plan(spec.to_budget().resolved(model.geometry), engine, AdmissionSettings(), plan)
 
 
 def server_args(spec: VideoModelSpec, plan: Plan) -> list[str]:
-    """The ``videomodel-server`` flags for this spec and plan (the server's CLI contract).
+    """The ``videomodel-server`` command line: the model, where to listen, and the budget file.
 
-    The budget goes in as declared (the server re-derives the same plan from it and enforces it
-    per request); the engine settings the plan fixed (max model len, fetch timeout) go in as
-    derived so both sides cannot disagree.
+    Everything the budget decides travels in :func:`serving_contract` (the ConfigMap's
+    ``serving.json``, mounted at :data:`SERVING_MOUNT`), not as hand-listed flags. The flags here
+    are the ones that are not the budget's: the checkpoint and the media security settings,
+    named by the server's own field-to-flag rule.
     """
-    budget = spec.to_budget().resolved(spec.to_model_spec().geometry)
-    assert budget.min_pixels is not None and budget.max_pixels is not None
     args = [
-        "--model",
+        flag("model"),
         model_path(spec),
-        "--served-model-name",
+        flag("served_model_name"),
         spec.served_name,
-        "--family",
+        flag("family"),
         spec.to_model_spec().family.value,
-        "--port",
+        flag("port"),
         str(SERVER_PORT),
-        "--max-seconds",
-        _fmt(budget.max_seconds),
-        "--fps",
-        _fmt(budget.fps),
-        "--max-frames",
-        str(budget.max_frames),
-        "--min-pixels",
-        str(budget.min_pixels),
-        "--max-pixels",
-        str(budget.max_pixels),
-    ]
-    if budget.total_pixels is not None:
-        args += ["--total-pixels", str(budget.total_pixels)]
-    args += [
-        "--videos-per-prompt",
-        str(budget.videos_per_prompt),
-        "--images-per-prompt",
-        str(budget.images_per_prompt),
-        "--max-video-bytes",
-        str(budget.max_video_bytes),
-        "--max-prompt-tokens",
-        str(budget.max_prompt_tokens),
-        "--max-output-tokens",
-        str(budget.max_output_tokens),
-        "--fetch-timeout",
-        _fmt(plan.fetch_timeout_seconds),
-        "--max-model-len",
-        str(plan.max_model_len),
-        "--tensor-parallel-size",
-        str(spec.tensor_parallel_size),
-        "--dtype",
-        spec.engine.dtype.value,
-        "--gpu-memory-utilization",
-        _fmt(spec.engine.gpu_memory_utilization),
+        "--budget-file",
+        f"{SERVING_MOUNT}/{BUDGET_FILE_KEY}",
     ]
     security = spec.security
     if security.allowed_media_domains:
-        args += ["--allowed-media-domains", ",".join(security.allowed_media_domains)]
+        args += [flag("allowed_media_domains"), ",".join(security.allowed_media_domains)]
     if security.local_media_path:
-        args += ["--allowed-local-media-path", security.local_media_path]
+        args += [flag("allowed_local_media_path"), security.local_media_path]
     if security.allow_http:
-        args.append("--allow-http")
+        args.append(flag("allow_http"))
     if spec.engine.extra_args:
         args += ["--", *spec.engine.extra_args]
     return args
@@ -287,12 +270,18 @@ def _env(spec: VideoModelSpec) -> list[Obj]:
 
 def _volumes(cr: VideoModel, size: Sizing) -> tuple[list[Obj], list[Obj]]:
     spec = cr.spec
+    serving = {
+        "name": config_map_name(cr.metadata.name),
+        "items": [{"key": BUDGET_FILE_KEY, "path": BUDGET_FILE_KEY}],
+    }
     volumes: list[Obj] = [
+        {"name": "serving", "configMap": serving},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(size.shm_bytes)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "cache", "emptyDir": {"sizeLimit": format_bytes(size.cache_bytes)}},
     ]
     mounts: list[Obj] = [
+        {"name": "serving", "mountPath": SERVING_MOUNT, "readOnly": True},
         {"name": "dshm", "mountPath": "/dev/shm"},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "cache", "mountPath": CACHE_MOUNT},
@@ -431,22 +420,27 @@ def _pod_spec(cr: VideoModel, plan: Plan, size: Sizing) -> Obj:
     return pod
 
 
-def config_hash(pod_spec: Obj, plan_data: dict[str, str]) -> str:
-    """Digest of what the pods run: canonical JSON of the pod spec and the plan (not ``str()``)."""
-    canonical = json.dumps({"pod": pod_spec, "plan": plan_data}, sort_keys=True, separators=(",", ":"))
+def config_hash(pod_spec: Obj, serving_json: str) -> str:
+    """Digest of what the pods consume: the pod spec and the budget file they read (canonical JSON).
+
+    The ConfigMap's human-readable ``plan.txt`` and ``plan.json`` are not read by the pods and
+    stay out, so rewording them never restarts a model.
+    """
+    canonical = json.dumps({"pod": pod_spec, "serving": serving_json}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _plan_data(plan: Plan) -> dict[str, str]:
-    return {"plan.json": json.dumps(plan.to_dict(), indent=2) + "\n", "plan.txt": plan_table(plan)}
-
-
 def render_config_map(cr: VideoModel, plan: Plan) -> Obj:
+    """The budget file the server reads, and the plan for people (``kubectl get cm -o yaml``)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(cr, config_map_name(cr.metadata.name), "plan"),
-        "data": _plan_data(plan),
+        "data": {
+            BUDGET_FILE_KEY: serving_contract(cr.spec, plan).to_json(),
+            "plan.json": json.dumps(plan.to_dict(), indent=2) + "\n",
+            "plan.txt": plan_table(plan),
+        },
     }
 
 
@@ -454,7 +448,7 @@ def render_deployment(cr: VideoModel, plan: Plan) -> Obj:
     spec = cr.spec
     size = sizing(spec, plan)
     pod = _pod_spec(cr, plan, size)
-    digest = config_hash(pod, _plan_data(plan))
+    digest = config_hash(pod, serving_contract(spec, plan).to_json())
     name = cr.metadata.name
     deployment_spec: Obj = {
         "selector": {"matchLabels": selector_labels(name)},

@@ -13,6 +13,7 @@ operator (which may meet a CR that predates a rule) say the same thing.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from pydantic.config import JsonDict
 
 from videomodel_server.budget import BUILTIN_MODELS, Family, GpuSpec, ModelSpec, VideoBudget, lookup
 
-from .units import BANDWIDTH_PATTERN, QUANTITY_PATTERN, QuantityError, parse_bandwidth, parse_bytes
+from .units import BANDWIDTH_PATTERN, QUANTITY_PATTERN, QuantityError, format_bytes, parse_bandwidth, parse_bytes
 
 GROUP = "videomodel.io"
 VERSION = "v1alpha1"
@@ -170,6 +171,21 @@ class ModelSection(_Model):
 
 # -- budget --------------------------------------------------------------------------------
 
+_BUDGET_FIELDS = {f.name: f for f in fields(VideoBudget)}
+
+
+def _budget(name: str, **bounds: float) -> Any:
+    """A CR budget field: default and description from :class:`VideoBudget`'s field ``name``.
+
+    Quantity fields (``metadata["cr"]``) default to the canonical quantity string (``256Mi``).
+    """
+    f = _BUDGET_FIELDS[name]
+    default = f.default
+    if f.metadata.get("cr") in ("bytes", "bandwidth"):
+        default = format_bytes(int(default))  # type: ignore[arg-type]
+    unit = f" ({f.metadata['unit']})" if f.metadata.get("unit") else ""
+    return Field(default=default, description=f.metadata["help"] + unit, **bounds)  # type: ignore[call-overload]
+
 
 class Budget(_Model):
     """The video budget: what users may send (camelCase of ``VideoBudget``; see BUDGET.md)."""
@@ -197,22 +213,20 @@ class Budget(_Model):
         }
     )
 
-    max_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Longest video accepted (s).")
-    fps: float = Field(default=2.0, gt=0, le=60, description="Sampling rate fed to the model (frames/s).")
-    max_frames: int = Field(default=128, ge=2, le=16_384, description="Cap on sampled frames per video.")
-    min_pixels: int | None = Field(default=None, ge=1, le=100_000_000, description="Per frame; family default.")
-    max_pixels: int | None = Field(default=None, ge=1, le=100_000_000, description="Per frame; family default.")
-    total_pixels: int | None = Field(default=None, ge=1, le=10_000_000_000, description="Over all frames of a video.")
-    videos_per_prompt: int = Field(default=1, ge=0, le=64)
-    images_per_prompt: int = Field(default=0, ge=0, le=256)
-    image_min_pixels: int | None = Field(default=None, ge=1, le=100_000_000)
-    image_max_pixels: int | None = Field(default=None, ge=1, le=100_000_000)
-    max_video_bytes: ByteQuantity = Field(default="256Mi", description="Largest download or data URL (bytes or 256Mi).")
-    max_prompt_tokens: int = Field(default=2048, ge=0, le=10_000_000, description="Text tokens around the media.")
-    max_output_tokens: int = Field(default=1024, ge=1, le=10_000_000)
-    min_fetch_bandwidth: Bandwidth = Field(
-        default="4Mi", description="Slowest media source supported: bytes/s ('4Mi') or bits/s ('32Mbit')."
-    )
+    max_seconds: float = _budget("max_seconds", gt=0, le=86_400)
+    fps: float = _budget("fps", gt=0, le=60)
+    max_frames: int = _budget("max_frames", ge=2, le=16_384)
+    min_pixels: int | None = _budget("min_pixels", ge=1, le=100_000_000)
+    max_pixels: int | None = _budget("max_pixels", ge=1, le=100_000_000)
+    total_pixels: int | None = _budget("total_pixels", ge=1, le=10_000_000_000)
+    videos_per_prompt: int = _budget("videos_per_prompt", ge=0, le=64)
+    images_per_prompt: int = _budget("images_per_prompt", ge=0, le=256)
+    image_min_pixels: int | None = _budget("image_min_pixels", ge=1, le=100_000_000)
+    image_max_pixels: int | None = _budget("image_max_pixels", ge=1, le=100_000_000)
+    max_video_bytes: ByteQuantity = _budget("max_video_bytes")
+    max_prompt_tokens: int = _budget("max_prompt_tokens", ge=0, le=10_000_000)
+    max_output_tokens: int = _budget("max_output_tokens", ge=1, le=10_000_000)
+    min_fetch_bandwidth: Bandwidth = _budget("min_fetch_bandwidth")
 
     @model_validator(mode="after")
     def _consistent(self) -> Budget:
@@ -237,13 +251,18 @@ class Budget(_Model):
             raise ValueError("maxVideoBytes must be positive")
         return self
 
-    @property
-    def max_video_bytes_int(self) -> int:
-        return parse_bytes(self.max_video_bytes)
-
-    @property
-    def min_fetch_bandwidth_bps(self) -> float:
-        return parse_bandwidth(self.min_fetch_bandwidth)
+    def to_budget(self) -> VideoBudget:
+        """The budget module's :class:`VideoBudget`: every one of its fields, quantities parsed."""
+        values: dict[str, Any] = {}
+        for f in fields(VideoBudget):
+            value = getattr(self, f.name)
+            kind = f.metadata.get("cr")
+            if kind == "bytes":
+                value = parse_bytes(value)
+            elif kind == "bandwidth":
+                value = parse_bandwidth(value)
+            values[f.name] = value
+        return VideoBudget(**values)
 
 
 # -- engine, resources ---------------------------------------------------------------------
@@ -474,23 +493,7 @@ class VideoModelSpec(_Model):
         return 1 if self.replicas is None else self.replicas
 
     def to_budget(self) -> VideoBudget:
-        b = self.budget
-        return VideoBudget(
-            max_seconds=b.max_seconds,
-            fps=b.fps,
-            max_frames=b.max_frames,
-            min_pixels=b.min_pixels,
-            max_pixels=b.max_pixels,
-            total_pixels=b.total_pixels,
-            videos_per_prompt=b.videos_per_prompt,
-            images_per_prompt=b.images_per_prompt,
-            image_min_pixels=b.image_min_pixels,
-            image_max_pixels=b.image_max_pixels,
-            max_video_bytes=b.max_video_bytes_int,
-            max_prompt_tokens=b.max_prompt_tokens,
-            max_output_tokens=b.max_output_tokens,
-            min_fetch_bandwidth=b.min_fetch_bandwidth_bps,
-        )
+        return self.budget.to_budget()
 
     def to_model_spec(self) -> ModelSpec:
         m = self.model

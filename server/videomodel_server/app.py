@@ -73,7 +73,7 @@ def create_app(state: AppState, *, start_engine: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            drained = await state.admission.drain(state.settings.drain_timeout)
+            drained = await state.admission.drain(state.settings.admission.drain_timeout)
             if not drained:
                 log.warning("drain timeout: aborting requests still in flight", extra={"reason": "drain_timeout"})
             if loading is not None and not loading.done():

@@ -1,35 +1,42 @@
 """``videomodel-server``: the inference server's command line (a contract with the operator).
 
-    videomodel-server --model PATH [--served-model-name N] [--family qwen2_vl|qwen2_5_vl|qwen3_vl]
-        [--host H] [--port 8000] --max-seconds S --fps F --max-frames N --min-pixels P
-        --max-pixels P --total-pixels P --videos-per-prompt V --images-per-prompt I
-        --max-video-bytes B --max-prompt-tokens T --max-output-tokens T --fetch-timeout S
-        --max-model-len L --tensor-parallel-size N --dtype D --gpu-memory-utilization U
-        --allowed-media-domains a,b --allowed-local-media-path DIR --allow-http
-        --max-concurrent-requests N --max-queued-requests N --decode-workers N
-        [-- extra vLLM engine args]
+    videomodel-server --model PATH [--budget-file serving.json] [--FLAG VALUE ...] [-- vLLM args]
 
-Every flag but ``--model`` is optional: budget fields default to ``VideoBudget()``'s, the rest
-is derived through the budget module. The API key comes from ``VIDEOMODEL_API_KEY``. Start-up
-fails fast (exit 2, one message) when the checkpoint does not match ``--family`` or the budget
-does not fit the model's context.
+Two roads, one parser. The operator starts the server with ``--budget-file``, the
+:class:`~videomodel_server.budget.contract.ServingContract` it wrote into the model's ConfigMap
+(budget, engine, admission and the plan it derived). Someone starting the server by hand passes
+the same fields as flags. The flags are generated from the settings' fields (the budget's own
+dataclass among them), so every field has exactly one flag, and both roads produce one mapping
+that :class:`~videomodel_server.settings.ServerSettings` validates. Flags given next to a budget
+file override the file's values; the plan check at start-up then tells whether the result is
+still what the operator priced.
+
+``--help`` lists every flag with its real default and every environment variable read. Start-up
+fails fast (exit 2, one message) on a bad value, a checkpoint that does not match ``--family``,
+a budget that does not fit, or a plan that differs from the operator's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import enum
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import logs
-from .budget import Family
-from .settings import ServerSettings
+from .budget import validate_budget
+from .budget.contract import ContractError, bound_problems, read_contract
+from .budget.names import flag
+from .settings import ENV_API_KEY, ENV_UNSAFE_EXEMPT_NETWORKS, ENVIRONMENT, ServerSettings
 
 if TYPE_CHECKING:
     from .loading import MediaLoader
@@ -37,92 +44,191 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENV_API_KEY = "VIDEOMODEL_API_KEY"
-ENV_UNSAFE_EXEMPT_NETWORKS = "VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS"
-"""Tests and the demo only: comma-separated CIDRs (e.g. 127.0.0.1/32) media URLs may reach."""
+GROUP_TITLES = {
+    "model": "model",
+    "listen": "listening",
+    "budget": "video budget (the operator's spec.budget; also in --budget-file)",
+    "engine": "engine (also in --budget-file)",
+    "media": "media fetching and its SSRF guard",
+    "admission": "admission and timeouts (also in --budget-file)",
+    "requests": "request limits",
+}
+ENV_ONLY = {setting for setting, _ in ENVIRONMENT.values()}
 
 
-def _parser() -> argparse.ArgumentParser:
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One settings field as a flag: ``group.name`` <-> ``--name``."""
+
+    group: str
+    name: str
+    kind: type[Any]
+    """Scalar type, ``X | None`` unwrapped; ``tuple`` means a comma-separated list."""
+    default: Any
+    help: str
+    unit: str = ""
+
+    @property
+    def flag(self) -> str:
+        return flag(self.name)
+
+    @property
+    def dest(self) -> str:
+        return f"{self.group}.{self.name}"
+
+
+def _scalar(hint: Any) -> type[Any]:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    if not isinstance(hint, type):
+        raise TypeError(f"unsupported settings type {hint!r}")
+    return hint
+
+
+def options() -> Iterator[Option]:
+    """Every flag-settable field of :class:`ServerSettings`, group by group, in declaration order."""
+    for group, info in ServerSettings.model_fields.items():
+        cls = info.annotation
+        if not isinstance(cls, type) or group not in GROUP_TITLES:
+            continue
+        if dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                default = f.default if f.default is not dataclasses.MISSING else None
+                meta = f.metadata
+                help_text, unit = str(meta.get("help", "")), str(meta.get("unit", ""))
+                yield Option(group, f.name, _scalar(hints[f.name]), default, help_text, unit)
+        elif issubclass(cls, BaseModel):
+            for name, sub in cls.model_fields.items():
+                if f"{group}.{name}" in ENV_ONLY:
+                    continue
+                default = None if sub.is_required() else sub.get_default(call_default_factory=True)
+                yield Option(group, name, _scalar(sub.annotation), default, sub.description or "")
+
+
+def _help(opt: Option) -> str:
+    text = f"{opt.help} [{opt.unit}]" if opt.unit else opt.help
+    if opt.kind is bool:
+        return text
+    if opt.dest == "model.model":
+        return f"{text} (required)"
+    if opt.default is None and "default" in opt.help:
+        return text
+    return f"{text} (default: {_show(opt.default)})"
+
+
+_METAVARS: dict[type[Any], str] = {int: "N", float: "X", str: "TEXT", Path: "PATH", tuple: "A,B"}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _epilog() -> str:
+    env = "\n".join(f"  {name}\n      {doc}" for name, (_, doc) in ENVIRONMENT.items())
+    return (
+        "Arguments after a bare -- are passed to vLLM's engine unchanged.\n\n"
+        f"environment variables (they have no flag):\n{env}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="videomodel-server",
         description="OpenAI-compatible video inference server (vLLM) that enforces a declared video budget.",
-        epilog="Arguments after a bare -- are passed to vLLM's engine unchanged.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
     )
-    p.add_argument("--model", required=True, type=Path, help="local checkpoint directory")
-    p.add_argument("--served-model-name")
-    p.add_argument("--family", choices=[f.value for f in Family])
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8000)
-    budget = p.add_argument_group("video budget (defaults: VideoBudget())")
-    budget.add_argument("--max-seconds", type=float)
-    budget.add_argument("--fps", type=float)
-    budget.add_argument("--max-frames", type=int)
-    budget.add_argument("--min-pixels", type=int)
-    budget.add_argument("--max-pixels", type=int)
-    budget.add_argument("--total-pixels", type=int)
-    budget.add_argument("--videos-per-prompt", type=int)
-    budget.add_argument("--images-per-prompt", type=int)
-    budget.add_argument("--max-video-bytes", type=int)
-    budget.add_argument("--max-prompt-tokens", type=int)
-    budget.add_argument("--max-output-tokens", type=int)
-    budget.add_argument("--fetch-timeout", type=float, help="seconds (default: derived from the budget)")
-    engine = p.add_argument_group("engine")
-    engine.add_argument("--max-model-len", type=int, help="default: derived from the budget")
-    engine.add_argument("--tensor-parallel-size", type=int)
-    engine.add_argument("--dtype")
-    engine.add_argument("--gpu-memory-utilization", type=float)
-    media = p.add_argument_group("media security")
-    media.add_argument("--allowed-media-domains", help="comma-separated; narrows the SSRF guard, never replaces it")
-    media.add_argument("--allowed-local-media-path", type=Path, help="enables file:// URLs under this directory")
-    media.add_argument("--allow-http", action="store_true", default=None, help="accept http:// media URLs")
-    limits = p.add_argument_group("admission")
-    limits.add_argument("--max-concurrent-requests", type=int)
-    limits.add_argument("--max-queued-requests", type=int)
-    limits.add_argument("--decode-workers", type=int)
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--budget-file",
+        type=Path,
+        metavar="PATH",
+        help="the operator's serving contract (JSON: budget, engine, admission, plan); flags override its values",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for opt in options():
+        group = groups.get(opt.group) or groups.setdefault(opt.group, p.add_argument_group(GROUP_TITLES[opt.group]))
+        kwargs: dict[str, Any] = {"dest": opt.dest, "help": _help(opt)}
+        if opt.kind in _METAVARS:
+            kwargs["metavar"] = _METAVARS[opt.kind]
+        if opt.kind is bool:
+            kwargs["action"] = "store_true"
+        elif opt.kind is tuple:
+            kwargs["type"] = _comma_list
+        elif issubclass(opt.kind, enum.Enum):
+            kwargs["choices"] = [m.value for m in opt.kind]
+        else:
+            kwargs["type"] = opt.kind
+        if opt.dest == "model.model":
+            kwargs["required"] = True
+        group.add_argument(opt.flag, **kwargs)
     return p
 
 
+def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {}
+    for dest, value in flat.items():
+        group, name = dest.split(".", 1)
+        nested.setdefault(group, {})[name] = value
+    return nested
+
+
 def parse_settings(argv: Sequence[str], environ: dict[str, str] | None = None) -> ServerSettings:
-    """Flags (and the two environment variables) into :class:`ServerSettings`; exits 2 on bad input."""
+    """Budget file, flags and the environment into :class:`ServerSettings`; exits 2 on bad input."""
     environ = dict(os.environ) if environ is None else environ
     argv = list(argv)
     passthrough: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
-    parser = _parser()
-    ns = parser.parse_args(argv)
-    values: dict[str, Any] = {
-        k: v for k, v in vars(ns).items() if v is not None and k not in ("allowed_media_domains", "log_level")
-    }
-    if ns.allowed_media_domains:
-        values["allowed_media_domains"] = tuple(
-            d.strip().lower() for d in ns.allowed_media_domains.split(",") if d.strip()
-        )
+    parser = build_parser()
+    given = vars(parser.parse_args(argv))
+    values: dict[str, Any] = {}
+    budget_file = given.pop("budget_file", None)
+    if budget_file is not None:
+        try:
+            contract = read_contract(Path(budget_file).read_text())
+        except (OSError, ContractError) as exc:
+            parser.error(f"--budget-file {budget_file}: {exc}")
+        values["expected_plan"] = contract.pop("plan")
+        values.update({section: dict(fields) for section, fields in contract.items()})
+    for group, fields in _nest(given).items():
+        values.setdefault(group, {}).update(fields)
     values["engine_args"] = tuple(passthrough)
     if environ.get(ENV_API_KEY):
-        values["api_key"] = environ[ENV_API_KEY]
+        values.setdefault("listen", {})["api_key"] = environ[ENV_API_KEY]
     if environ.get(ENV_UNSAFE_EXEMPT_NETWORKS):
-        networks = environ[ENV_UNSAFE_EXEMPT_NETWORKS].split(",")
-        values["media_exempt_networks"] = tuple(n.strip() for n in networks if n.strip())
+        values.setdefault("media", {})["media_exempt_networks"] = _comma_list(environ[ENV_UNSAFE_EXEMPT_NETWORKS])
+    if "allowed_media_domains" in values.get("media", {}):
+        values["media"]["allowed_media_domains"] = tuple(d.lower() for d in values["media"]["allowed_media_domains"])
     try:
-        return ServerSettings(**values)
+        settings = ServerSettings.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors()
-        )
-        parser.error(problems)
-        raise  # unreachable: parser.error exits
+        parser.error("; ".join(f"{flag(str(e['loc'][-1]))}: {e['msg']}" for e in exc.errors()))
+    problems = validate_budget(settings.budget)
+    problems += bound_problems("engine", settings.engine) + bound_problems("admission", settings.admission)
+    if problems:
+        parser.error("; ".join(problems))
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     settings = parse_settings(args)
-    level = "INFO"
-    if "--log-level" in args:
-        level = args[args.index("--log-level") + 1].upper()
-    logs.configure(level)
+    logs.configure(settings.listen.log_level.upper())
 
     from .media_adapter import build_loader
     from .wiring import StartupError, resolve_checkpoint
@@ -133,10 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StartupError, ValueError) as exc:
         print(f"videomodel-server: {exc}", file=sys.stderr)
         return 2
-    if settings.media_exempt_networks:
+    if settings.media.media_exempt_networks:
         log.warning(
             "media may reach %s (%s): test use only",
-            ",".join(settings.media_exempt_networks),
+            ",".join(settings.media.media_exempt_networks),
             ENV_UNSAFE_EXEMPT_NETWORKS,
         )
     return serve(settings, resolved, loader)
@@ -153,15 +259,15 @@ def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> 
     app = create_app(state)
     log.info(
         "starting",
-        extra={"model": settings.model_name, "host": settings.host, "port": settings.port},
+        extra={"model": settings.model_name, "host": settings.listen.host, "port": settings.listen.port},
     )
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.listen.host,
+        port=settings.listen.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout) or None,
+        timeout_graceful_shutdown=int(settings.admission.drain_timeout) or None,
     )
     uvicorn.Server(config).run()
     return 0

@@ -135,6 +135,7 @@ class EngineConfig:
     tensor_parallel_size: int = 1
     dtype: str = "auto"
     gpu_memory_utilization: float = 0.9
+    mm_processor_cache_gb: float = 4.0
     extra_args: tuple[str, ...] = ()
     seed: int = 0
     max_num_batched_tokens: int | None = None
@@ -154,6 +155,7 @@ OWNED_ENGINE_FLAGS = frozenset(
         "-tp",
         "--dtype",
         "--gpu-memory-utilization",
+        "--mm-processor-cache-gb",
     }
 )
 
@@ -190,6 +192,8 @@ def engine_argv(config: EngineConfig) -> list[str]:
         config.dtype,
         "--gpu-memory-utilization",
         str(config.gpu_memory_utilization),
+        "--mm-processor-cache-gb",
+        str(config.mm_processor_cache_gb),
         "--seed",
         str(config.seed),
         *(["--max-num-batched-tokens", str(config.max_num_batched_tokens)] if config.max_num_batched_tokens else []),

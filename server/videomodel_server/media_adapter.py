@@ -49,17 +49,17 @@ def media_limits(settings: ServerSettings, resolved: Resolved) -> MediaLimits:
     from .media import MediaLimits
 
     return MediaLimits(
-        max_video_bytes=settings.max_video_bytes,
-        max_image_bytes=settings.max_image_bytes,
-        max_seconds=settings.max_seconds,
-        allow_http=settings.allow_http,
-        allowed_domains=settings.allowed_media_domains,
-        allowed_local_root=settings.allowed_local_media_path,
-        exempt_networks=settings.media_exempt_networks,
+        max_video_bytes=settings.budget.max_video_bytes,
+        max_image_bytes=settings.media.max_image_bytes,
+        max_seconds=settings.budget.max_seconds,
+        allow_http=settings.media.allow_http,
+        allowed_domains=settings.media.allowed_media_domains,
+        allowed_local_root=settings.media.allowed_local_media_path,
+        exempt_networks=settings.media.media_exempt_networks,
         fetch_timeout_seconds=resolved.fetch_timeout,
-        max_redirects=settings.max_redirects,
-        decode_workers=settings.decode_workers,
-        decode_timeout_seconds=settings.decode_timeout,
+        max_redirects=settings.media.max_redirects,
+        decode_workers=settings.admission.decode_workers,
+        decode_timeout_seconds=settings.admission.decode_timeout,
     )
 
 

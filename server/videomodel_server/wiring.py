@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .admission import Admission
 from .api.state import AppState
 from .budget import ModelSpec, Plan, VideoBudget, derive
+from .budget.contract import plan_differences
 from .budget.plan import CHAT_TEMPLATE_TOKENS
 from .checkpoint import read_checkpoint
 from .conversation import RequestLimits
@@ -38,17 +39,18 @@ class Resolved:
 
 
 def resolve(settings: ServerSettings, model: ModelSpec) -> Resolved:
-    budget = settings.budget().resolved(model.geometry)
+    budget = settings.budget.resolved(model.geometry)
     plan = derive(budget, model)
     problems = list(plan.problems)
     max_len = plan.max_model_len
-    if settings.max_model_len is not None:
-        if settings.max_model_len < plan.max_model_len:
+    wanted = settings.engine.max_model_len
+    if wanted is not None:
+        if wanted < plan.max_model_len:
             problems.append(
-                f"--max-model-len {settings.max_model_len:,} is below the {plan.max_model_len:,} tokens the budget "
+                f"--max-model-len {wanted:,} is below the {plan.max_model_len:,} tokens the budget "
                 "needs per request: lower the budget or raise --max-model-len"
             )
-        max_len = settings.max_model_len
+        max_len = wanted
     if max_len > model.max_position_embeddings and not plan.problems:
         problems.append(
             f"max_model_len {max_len:,} exceeds the model's context of {model.max_position_embeddings:,} tokens"
@@ -63,6 +65,14 @@ def resolve(settings: ServerSettings, model: ModelSpec) -> Resolved:
             f"--max-num-batched-tokens {batched:,} is below the {media_item_tokens(plan):,} tokens of the largest "
             "in-budget media item: vLLM would refuse it (encoder cache); drop the flag or raise it"
         )
+    if settings.expected_plan is not None and not plan.problems:
+        differences = plan_differences(settings.expected_plan, plan)
+        if differences:
+            problems.append(
+                "the plan derived here differs from the operator's (--budget-file); the operator and the server "
+                "disagree on the budget arithmetic or the checkpoint is not the model the CR names: "
+                + "; ".join(differences)
+            )
     if problems:
         raise StartupError(f"cannot serve {model.label} with this budget:\n  - " + "\n  - ".join(problems))
     return Resolved(
@@ -70,13 +80,13 @@ def resolve(settings: ServerSettings, model: ModelSpec) -> Resolved:
         budget=budget,
         plan=plan,
         max_model_len=max_len,
-        fetch_timeout=settings.fetch_timeout or plan.fetch_timeout_seconds,
+        fetch_timeout=settings.media.fetch_timeout or plan.fetch_timeout_seconds,
     )
 
 
 def resolve_checkpoint(settings: ServerSettings) -> Resolved:
     try:
-        model = read_checkpoint(settings.model, settings.model_name, settings.family)
+        model = read_checkpoint(settings.model.model, settings.model_name, settings.model.family)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     return resolve(settings, model)
@@ -100,16 +110,17 @@ def passthrough_int(args: tuple[str, ...], flag: str) -> int | None:
 def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
     batched = passthrough_int(settings.engine_args, "--max-num-batched-tokens")
     return EngineConfig(
-        model=settings.model,
+        model=settings.model.model,
         served_model_name=settings.model_name,
         max_model_len=resolved.max_model_len,
         limit_mm_per_prompt=resolved.plan.limit_mm_per_prompt,
         # The server samples and resizes frames itself; transformers must not shrink long videos
         # on its own on top (docs/vllm-notes.md).
         mm_processor_kwargs={"cap_pixels_per_frame": False, **resolved.plan.mm_processor_kwargs},
-        tensor_parallel_size=settings.tensor_parallel_size,
-        dtype=settings.dtype,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
+        tensor_parallel_size=settings.engine.tensor_parallel_size,
+        dtype=settings.engine.dtype,
+        gpu_memory_utilization=settings.engine.gpu_memory_utilization,
+        mm_processor_cache_gb=settings.engine.mm_processor_cache_gb,
         extra_args=settings.engine_args,
         max_num_batched_tokens=None if batched else resolved.plan.max_num_batched_tokens,
     )
@@ -128,16 +139,16 @@ def build_state(
         settings.model_name,
         resolved.budget,
         resolved.plan,
-        max_n=settings.max_n,
-        max_top_logprobs=settings.max_top_logprobs,
-        max_stop_sequences=settings.max_stop_sequences,
-        max_messages=settings.max_messages,
+        max_n=settings.requests.max_n,
+        max_top_logprobs=settings.requests.max_top_logprobs,
+        max_stop_sequences=settings.requests.max_stop_sequences,
+        max_messages=settings.requests.max_messages,
     )
     admission = Admission(
-        max_in_flight=settings.max_concurrent_requests,
-        max_queued=settings.max_queued_requests,
-        queue_timeout=settings.queue_timeout,
-        retry_after=settings.retry_after_seconds,
+        max_in_flight=settings.admission.max_concurrent_requests,
+        max_queued=settings.admission.max_queued_requests,
+        queue_timeout=settings.admission.queue_timeout,
+        retry_after=settings.admission.retry_after_seconds,
     )
     service = ChatService(
         engine, loader, metrics, text_token_limit=resolved.budget.max_prompt_tokens + CHAT_TEMPLATE_TOKENS

@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from videomodel_server.devtools import synthetic_videos as sv
-from videomodel_server.devtools.synthetic_videos import STANDARD, VideoSpec, frame_index_of, frame_pixels
+from videomodel_devtools import synthetic_videos as sv
+from videomodel_devtools.synthetic_videos import STANDARD, VideoSpec, frame_index_of, frame_pixels
 
 
 @pytest.mark.parametrize("name", sorted(STANDARD))

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from videomodel_devtools import tiny_models
+from videomodel_devtools.tiny_tokenizer import SPECIAL_TOKENS
 from videomodel_server.budget import FAMILIES, Family
 from videomodel_server.budget.tokens import timestamp_label_tokens
-from videomodel_server.devtools import tiny_models
-from videomodel_server.devtools.tiny_tokenizer import SPECIAL_TOKENS
 
 PROCESSOR_CLASSES = {
     Family.QWEN2_VL: "Qwen2VLProcessor",

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import pytest_asyncio
 
-from videomodel_server.devtools.synthetic_videos import STANDARD, make_video
+from videomodel_devtools.synthetic_videos import STANDARD, make_video
 from videomodel_server.media import DecodePool, MediaLimits, SamplingBudget
 
 LOOPBACK = ("127.0.0.1/32",)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videomodel_server.devtools import synthetic_videos as sv
-from videomodel_server.devtools.synthetic_videos import STANDARD, VideoSpec, frame_index_of
+from videomodel_devtools import synthetic_videos as sv
+from videomodel_devtools.synthetic_videos import STANDARD, VideoSpec, frame_index_of
 from videomodel_server.media import (
     DecodePool,
     LoadedVideo,

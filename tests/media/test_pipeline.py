@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from videomodel_devtools import synthetic_videos as sv
+from videomodel_devtools.synthetic_videos import STANDARD, frame_index_of
 from videomodel_server.budget import smart_resize
-from videomodel_server.devtools import synthetic_videos as sv
-from videomodel_server.devtools.synthetic_videos import STANDARD, frame_index_of
 from videomodel_server.media import (
     DecodePool,
     Fetcher,

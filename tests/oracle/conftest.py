@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from videomodel_server.devtools.cache import cache_dir
+from videomodel_devtools.cache import cache_dir
 
 
 @dataclass

@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
+from videomodel_devtools.tiny_models import tiny_model_dir
 from videomodel_server.budget import Family, VideoBudget, derive
-from videomodel_server.devtools.tiny_models import tiny_model_dir
 
 from .worst_case import MODELS, USER_TEXT, worst_case_video
 

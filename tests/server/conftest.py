@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
-from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
 
 from .media_server import MediaServer
 

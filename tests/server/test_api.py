@@ -19,6 +19,7 @@ import pytest
 
 from videomodel_server.app import create_app
 from videomodel_server.budget import BUILTIN_MODELS
+from videomodel_server.cli import options
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import build_state, resolve
 
@@ -28,8 +29,17 @@ from .harness import ThreadedServer
 VIDEO = "https://videos.example/clip.mp4"
 
 
+GROUP_OF = {opt.name: opt.group for opt in options()} | {"api_key": "listen"}
+
+
 def _server(engine: FakeEngine, loader: FakeLoader, **overrides: Any) -> ThreadedServer:
-    settings = ServerSettings(model=Path("/models/Qwen2-VL-2B-Instruct"), served_model_name="tiny", **overrides)
+    """A server on the fake engine; ``overrides`` are settings by field name, whatever their group."""
+    groups: dict[str, dict[str, Any]] = {
+        "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"}
+    }
+    for name, value in overrides.items():
+        groups.setdefault(GROUP_OF[name], {})[name] = value
+    settings = ServerSettings.model_validate(groups)
     resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
     state = build_state(settings, resolved, loader, engine=engine)
     return ThreadedServer(create_app(state))

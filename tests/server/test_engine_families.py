@@ -14,8 +14,8 @@ from typing import Any
 import openai
 import pytest
 
+from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family, VideoBudget
-from videomodel_server.devtools.synthetic_videos import VideoSpec, make_video
 
 from .conftest import data_url, predicted_video_tokens, video_part
 from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess

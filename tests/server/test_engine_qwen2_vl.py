@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
+from videomodel_devtools.synthetic_videos import HOSTILE, VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, image_tokens, smart_resize
-from videomodel_server.devtools.synthetic_videos import HOSTILE, VideoSpec, make_video
 
 from .conftest import data_url, predicted_video_tokens, video_part
 from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess, metric

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,102 +11,95 @@ import pytest
 
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
 from videomodel_server.checkpoint import CheckpointError, model_spec_from_config, read_checkpoint
-from videomodel_server.cli import main, parse_settings
+from videomodel_server.budget.contract import AdmissionSettings, EngineSettings
+from videomodel_server.cli import Option, main, options, parse_settings
 from videomodel_server.engine import EngineConfig, engine_argv
-from videomodel_server.settings import ServerSettings
+from videomodel_server.settings import ENV_API_KEY, ENV_UNSAFE_EXEMPT_NETWORKS, ServerSettings
 from videomodel_server.wiring import StartupError, engine_config, resolve
 
-OPERATOR_FLAGS = [
-    "--model",
-    "/models/m",
-    "--served-model-name",
-    "demo",
-    "--family",
-    "qwen2_vl",
-    "--host",
-    "0.0.0.0",
-    "--port",
-    "8000",
-    "--max-seconds",
-    "10",
-    "--fps",
-    "2",
-    "--max-frames",
-    "8",
-    "--min-pixels",
-    "3136",
-    "--max-pixels",
-    "50176",
-    "--total-pixels",
-    "400000",
-    "--videos-per-prompt",
-    "1",
-    "--images-per-prompt",
-    "0",
-    "--max-video-bytes",
-    "16777216",
-    "--max-prompt-tokens",
-    "256",
-    "--max-output-tokens",
-    "64",
-    "--fetch-timeout",
-    "10",
-    "--max-model-len",
-    "642",
-    "--tensor-parallel-size",
-    "1",
-    "--dtype",
-    "float32",
-    "--gpu-memory-utilization",
-    "0.1",
-    "--allowed-media-domains",
-    "a.example,B.example",
-    "--allowed-local-media-path",
-    "/media",
-    "--allow-http",
-    "--max-concurrent-requests",
-    "3",
-    "--max-queued-requests",
-    "7",
-    "--decode-workers",
-    "2",
-    "--",
-    "--enforce-eager",
-    "--seed",
-    "3",
-]
+
+def _non_default(opt: Option) -> tuple[list[str], object]:
+    """A command-line value for ``opt`` that differs from its default, and what it parses into."""
+    if opt.kind is bool:
+        return [], True
+    if opt.kind is tuple:
+        return ["a.example,B.example"], ("a.example", "b.example") if opt.name == "allowed_media_domains" else (
+            "a.example",
+            "B.example",
+        )
+    if opt.kind is Path:
+        return ["/elsewhere"], Path("/elsewhere")
+    if opt.kind is Family:
+        return ["qwen3_vl"], Family.QWEN3_VL
+    if opt.kind is str:
+        return ["float32"], "float32"
+    value = (opt.default or 3) + 1
+    if opt.kind is float:
+        value = round(float(value) * 0.75 + 0.25, 2) if opt.name == "gpu_memory_utilization" else float(value)
+        value = 0.5 if opt.name == "gpu_memory_utilization" else value
+    return [str(value)], value
 
 
-def test_every_operator_flag_parses() -> None:
-    s = parse_settings(OPERATOR_FLAGS, environ={"VIDEOMODEL_API_KEY": "k"})
-    assert (s.model, s.served_model_name, s.family, s.port) == (Path("/models/m"), "demo", Family.QWEN2_VL, 8000)
-    assert (s.max_seconds, s.fps, s.max_frames, s.min_pixels, s.max_pixels, s.total_pixels) == (
-        10,
-        2,
-        8,
-        3136,
-        50176,
-        400000,
-    )
-    assert (s.videos_per_prompt, s.images_per_prompt, s.max_video_bytes) == (1, 0, 16777216)
-    assert (s.max_prompt_tokens, s.max_output_tokens, s.fetch_timeout, s.max_model_len) == (256, 64, 10, 642)
-    assert (s.tensor_parallel_size, s.dtype, s.gpu_memory_utilization) == (1, "float32", 0.1)
-    assert s.allowed_media_domains == ("a.example", "b.example") and s.allowed_local_media_path == Path("/media")
-    assert s.allow_http and (s.max_concurrent_requests, s.max_queued_requests, s.decode_workers) == (3, 7, 2)
+def test_every_settings_field_has_one_flag_that_reaches_it() -> None:
+    """Iterates over the settings schema: a new field gets a flag, and the flag lands in its field."""
+    opts = list(options())
+    assert len({o.flag for o in opts}) == len(opts), "two settings fields share a flag"
+    budget_fields = {f.name for f in dataclasses.fields(VideoBudget)}
+    assert budget_fields <= {o.name for o in opts if o.group == "budget"}
+    for opt in opts:
+        if opt.dest == "model.model":
+            continue
+        argv, expected = _non_default(opt)
+        s = parse_settings(["--model", "/m", opt.flag, *argv], environ={})
+        assert getattr(getattr(s, opt.group), opt.name) == expected, opt.flag
+        assert expected != opt.default, opt.flag
+
+
+def test_environment_fills_the_settings_without_flags() -> None:
+    env = {ENV_API_KEY: "k", ENV_UNSAFE_EXEMPT_NETWORKS: "127.0.0.1/32, ::1/128"}
+    s = parse_settings(["--model", "/m", "--", "--enforce-eager", "--seed", "3"], environ=env)
+    assert s.listen.api_key is not None and s.listen.api_key.get_secret_value() == "k"
+    assert s.media.media_exempt_networks == ("127.0.0.1/32", "::1/128")
     assert s.engine_args == ("--enforce-eager", "--seed", "3")
-    assert s.api_key is not None and s.api_key.get_secret_value() == "k"
-    assert s.media_exempt_networks == ()
+    with pytest.raises(SystemExit):
+        parse_settings(["--model", "/m", "--api-key", "k"], environ={})
+
+
+def test_help_shows_real_defaults_and_the_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["--help"], environ={})
+    text = " ".join(capsys.readouterr().out.split())
+    default = VideoBudget()
+    assert f"--max-seconds X Longest video accepted. [s] (default: {default.max_seconds:g})" in text
+    assert f"(default: {AdmissionSettings().max_concurrent_requests})" in text
+    assert ENV_API_KEY in text and ENV_UNSAFE_EXEMPT_NETWORKS in text
+    assert "VideoBudget()" not in text
 
 
 def test_only_model_is_required_and_budget_defaults_are_videobudgets() -> None:
     s = parse_settings(["--model", "/m"], environ={})
-    default = VideoBudget()
-    assert s.budget() == default
-    assert s.port == 8000 and not s.allow_http and s.api_key is None
+    assert s.budget == VideoBudget()
+    assert s.engine == EngineSettings() and s.admission == AdmissionSettings()
+    assert s.listen.port == 8000 and not s.media.allow_http and s.listen.api_key is None
     with pytest.raises(SystemExit):
         parse_settings([], environ={})
-    with pytest.raises(SystemExit):
-        parse_settings(["--model", "/m", "--fps", "-1"], environ={})
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--fps", "-1"], "fps (--fps) must be positive"),
+        (["--max-frames", "1"], "maxFrames (--max-frames) must be at least 2"),
+        (["--max-concurrent-requests", "0"], "admission.max_concurrent_requests (--max-concurrent-requests)"),
+        (["--port", "70000"], "--port:"),
+        (["--fps", "two"], "--fps: invalid float value"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_flag(flags: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_settings(["--model", "/m", *flags], environ={})
+    assert info.value.code == 2
+    assert needle in capsys.readouterr().err
 
 
 def test_derived_settings_follow_the_budget() -> None:
@@ -192,4 +186,4 @@ def test_cli_fails_fast_on_a_real_checkpoint(
 def test_engine_config_is_plain_data() -> None:
     config = EngineConfig(Path("/m"), "n", 10, {}, {})
     assert engine_argv(config)[:2] == ["--model", "/m"]
-    ServerSettings(model=Path("/m"))  # every other field has a default
+    ServerSettings.model_validate({"model": {"model": "/m"}})  # every other field has a default

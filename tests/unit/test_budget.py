@@ -180,8 +180,8 @@ def test_suggested_max_frames_really_fits() -> None:
 def test_invalid_budget_reports_every_problem() -> None:
     plan = derive(VideoBudget(fps=0, min_pixels=10_000, max_pixels=5_000), BUILTIN_MODELS["Qwen2-VL-2B"])
     assert not plan.feasible
-    assert any("fps must be positive" in p for p in plan.problems)
-    assert any("minPixels (10000) is above maxPixels (5000)" in p for p in plan.problems)
+    assert any("fps (--fps) must be positive" in p for p in plan.problems)
+    assert any("minPixels (--min-pixels) = 10000 is above maxPixels (--max-pixels) = 5000" in p for p in plan.problems)
 
 
 def test_fetch_timeout_is_bytes_over_bandwidth_plus_slack_clamped() -> None:

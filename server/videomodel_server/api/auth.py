@@ -12,7 +12,7 @@ from .state import app_state
 
 async def require_api_key(request: Request) -> None:
     """Dependency: pass when no key is configured or the bearer token matches (constant time)."""
-    key = app_state(request).settings.api_key
+    key = app_state(request).settings.listen.api_key
     if key is None:
         return
     header = request.headers.get("authorization", "")

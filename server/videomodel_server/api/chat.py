@@ -59,7 +59,7 @@ class ClientDisconnected(Exception):
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     trace = Trace(request_id=request.state.request_id)
-    deadline = asyncio.get_running_loop().time() + state.settings.request_timeout
+    deadline = asyncio.get_running_loop().time() + state.settings.admission.request_timeout
     stack = AsyncExitStack()
     handed_off = False
     try:

@@ -16,7 +16,18 @@ from .geometry import (
     smart_resize,
 )
 from .models import BUILTIN_MODELS, FAMILIES, Family, FamilyGeometry, ModelSpec, lookup
-from .plan import GpuSpec, Plan, VideoBudget, VideoPrice, derive, fetch_timeout, kv_bytes_per_token, price_video
+from .names import cr_key, flag, label
+from .plan import (
+    GpuSpec,
+    Plan,
+    VideoBudget,
+    VideoPrice,
+    derive,
+    fetch_timeout,
+    kv_bytes_per_token,
+    price_video,
+    validate_budget,
+)
 from .tokens import image_tokens, timestamp_label_tokens, timestamp_tokens, video_tokens
 
 __all__ = [
@@ -32,11 +43,14 @@ __all__ = [
     "Plan",
     "VideoBudget",
     "VideoPrice",
+    "cr_key",
     "derive",
     "fetch_timeout",
+    "flag",
     "frame_pixel_cap",
     "image_tokens",
     "kv_bytes_per_token",
+    "label",
     "lookup",
     "max_frame_cells",
     "most_sampled_frames",
@@ -46,5 +60,6 @@ __all__ = [
     "smart_resize",
     "timestamp_label_tokens",
     "timestamp_tokens",
+    "validate_budget",
     "video_tokens",
 ]

@@ -21,6 +21,7 @@ from .geometry import (
     smart_resize,
 )
 from .models import FamilyGeometry, ModelSpec
+from .names import label
 from .tokens import image_tokens, video_tokens
 
 GiB = 1024**3
@@ -36,30 +37,41 @@ VLLM_DEFAULT_BATCHED_TOKENS = 2048
 and its estimate assumes a short video: the batch must hold the largest media item whole."""
 
 
+def _budget_field(default: Any, help: str, *, unit: str = "", cr: str = "") -> Any:
+    """A :class:`VideoBudget` field; its metadata drives the server's flags, the CR and the docs.
+
+    ``unit`` is shown in help; ``cr`` marks a field the CR writes as a Kubernetes quantity
+    (``bytes`` like 256Mi, ``bandwidth`` like 4Mi or 32Mbit).
+    """
+    return field(default=default, metadata={"help": help, "unit": unit, "cr": cr})
+
+
 @dataclass(frozen=True)
 class VideoBudget:
-    """What users may send. Pixel fields left as None take the family's qwen-vl-utils defaults."""
+    """What users may send: the one schema of "what this deployment serves".
 
-    max_seconds: float = 60.0
-    fps: float = 2.0
-    max_frames: int = 128
-    min_pixels: int | None = None
-    """Per frame; default 128 tokens' worth (128 x factor^2)."""
-    max_pixels: int | None = None
-    """Per frame; default 256 tokens' worth (256 x factor^2)."""
-    total_pixels: int | None = None
-    """Over all frames of one video (qwen-vl-utils ``total_pixels``); None means no total cap."""
-    videos_per_prompt: int = 1
-    images_per_prompt: int = 0
-    image_min_pixels: int | None = None
-    """Default 4 tokens' worth."""
-    image_max_pixels: int | None = None
-    """Default 1280 tokens' worth."""
-    max_video_bytes: int = 256 * 1024**2
-    max_prompt_tokens: int = 2048
-    max_output_tokens: int = 1024
-    min_fetch_bandwidth: float = 4 * 1024**2
-    """Bytes per second of the slowest media source the deployment promises to support."""
+    Every consumer (the CR's ``spec.budget``, the server's flags and budget file, the request
+    limits, the media pipeline) iterates over these fields rather than restating them; a field's
+    ``metadata["help"]`` is its documentation everywhere. Pixel fields left as None take the
+    family's qwen-vl-utils defaults (:meth:`resolved`).
+    """
+
+    max_seconds: float = _budget_field(60.0, "Longest video accepted.", unit="s")
+    fps: float = _budget_field(2.0, "Sampling rate fed to the model.", unit="frames/s")
+    max_frames: int = _budget_field(128, "Cap on sampled frames per video.")
+    min_pixels: int | None = _budget_field(None, "Per frame; default 128 tokens' worth (128 x factor^2).")
+    max_pixels: int | None = _budget_field(None, "Per frame; default 256 tokens' worth (256 x factor^2).")
+    total_pixels: int | None = _budget_field(None, "Over all frames of one video; unset means no total cap.")
+    videos_per_prompt: int = _budget_field(1, "Videos one request may carry.")
+    images_per_prompt: int = _budget_field(0, "Images one request may carry.")
+    image_min_pixels: int | None = _budget_field(None, "Per image; default 4 tokens' worth.")
+    image_max_pixels: int | None = _budget_field(None, "Per image; default 1280 tokens' worth.")
+    max_video_bytes: int = _budget_field(256 * 1024**2, "Largest download, data URL or local file.", cr="bytes")
+    max_prompt_tokens: int = _budget_field(2048, "Text tokens around the media (messages, roles, template).")
+    max_output_tokens: int = _budget_field(1024, "Most tokens one request may generate.")
+    min_fetch_bandwidth: float = _budget_field(
+        4 * 1024**2, "Slowest media source the deployment promises to support.", unit="bytes/s", cr="bandwidth"
+    )
 
     def resolved(self, geometry: FamilyGeometry) -> VideoBudget:
         """This budget with the family defaults filled in."""
@@ -221,7 +233,7 @@ def _processor_kwargs(budget: VideoBudget, model: ModelSpec) -> dict[str, Any]:
 def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) -> Plan:
     """Derive the Plan. Never raises for an unservable budget: it says why in ``problems``."""
     budget = budget.resolved(model.geometry)
-    problems = _validate(budget)
+    problems = validate_budget(budget)
     if problems:
         return _invalid_plan(budget, model, problems)
     video = _video_cost(budget, model)
@@ -290,28 +302,39 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     )
 
 
-def _validate(budget: VideoBudget) -> list[str]:
+def validate_budget(budget: VideoBudget) -> list[str]:
+    """What is wrong with a budget as declared, one sentence each, naming the CR key and the flag.
+
+    Pixel fields left None are not checked here (they take the family's defaults, which fit).
+    """
+    n = label
     checks = [
-        (budget.max_seconds > 0, f"maxSeconds must be positive (got {budget.max_seconds})"),
-        (budget.fps > 0, f"fps must be positive (got {budget.fps})"),
-        (budget.max_frames >= FRAME_FACTOR, f"maxFrames must be at least 2 (got {budget.max_frames})"),
-        (budget.videos_per_prompt >= 0, "videosPerPrompt must not be negative"),
-        (budget.images_per_prompt >= 0, "imagesPerPrompt must not be negative"),
-        (budget.videos_per_prompt + budget.images_per_prompt > 0, "videosPerPrompt and imagesPerPrompt are both 0"),
+        (budget.max_seconds > 0, f"{n('max_seconds')} must be positive (got {budget.max_seconds})"),
+        (budget.fps > 0, f"{n('fps')} must be positive (got {budget.fps})"),
+        (budget.max_frames >= FRAME_FACTOR, f"{n('max_frames')} must be at least 2 (got {budget.max_frames})"),
+        (budget.videos_per_prompt >= 0, f"{n('videos_per_prompt')} must not be negative"),
+        (budget.images_per_prompt >= 0, f"{n('images_per_prompt')} must not be negative"),
         (
-            (budget.min_pixels or 0) <= (budget.max_pixels or 0),
-            f"minPixels ({budget.min_pixels}) is above maxPixels ({budget.max_pixels})",
+            budget.videos_per_prompt + budget.images_per_prompt > 0,
+            f"{n('videos_per_prompt')} and {n('images_per_prompt')} are both 0",
         ),
         (
-            (budget.image_min_pixels or 0) <= (budget.image_max_pixels or 0),
-            f"imageMinPixels ({budget.image_min_pixels}) is above imageMaxPixels ({budget.image_max_pixels})",
+            budget.min_pixels is None or budget.max_pixels is None or budget.min_pixels <= budget.max_pixels,
+            f"{n('min_pixels')} = {budget.min_pixels} is above {n('max_pixels')} = {budget.max_pixels}",
         ),
-        ((budget.min_pixels or 0) > 0, "minPixels must be positive"),
-        (budget.total_pixels is None or budget.total_pixels > 0, "totalPixels must be positive"),
-        (budget.max_video_bytes > 0, "maxVideoBytes must be positive"),
-        (budget.min_fetch_bandwidth > 0, "minFetchBandwidth must be positive"),
-        (budget.max_output_tokens > 0, "maxOutputTokens must be positive"),
-        (budget.max_prompt_tokens >= 0, "maxPromptTokens must not be negative"),
+        (
+            budget.image_min_pixels is None
+            or budget.image_max_pixels is None
+            or budget.image_min_pixels <= budget.image_max_pixels,
+            f"{n('image_min_pixels')} = {budget.image_min_pixels} is above "
+            f"{n('image_max_pixels')} = {budget.image_max_pixels}",
+        ),
+        (budget.min_pixels is None or budget.min_pixels > 0, f"{n('min_pixels')} must be positive"),
+        (budget.total_pixels is None or budget.total_pixels > 0, f"{n('total_pixels')} must be positive"),
+        (budget.max_video_bytes > 0, f"{n('max_video_bytes')} must be positive"),
+        (budget.min_fetch_bandwidth > 0, f"{n('min_fetch_bandwidth')} must be positive"),
+        (budget.max_output_tokens > 0, f"{n('max_output_tokens')} must be positive"),
+        (budget.max_prompt_tokens >= 0, f"{n('max_prompt_tokens')} must not be negative"),
     ]
     return [message for ok, message in checks if not ok]
 

@@ -37,7 +37,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from ..budget.models import Family
+from videomodel_server.budget.models import Family
+
 from .cache import cache_dir
 from .tiny_tokenizer import EXTRA_TOKENS, SPECIAL_TOKENS, build_tokenizer
 
@@ -356,7 +357,7 @@ def build_tiny_model(family: Family, dest: Path) -> Path:
         (dest / name).write_text(json.dumps(content, indent=2) + "\n")
     (dest / "chat_template.jinja").write_text(chat_template)
     (dest / "README.md").write_text(
-        f"Tiny random-weight {ARCHITECTURES[family]} built by videomodel_server.devtools.tiny_models "
+        f"Tiny random-weight {ARCHITECTURES[family]} built by videomodel_devtools.tiny_models "
         f"(generator {fingerprint()}). For tests only: its outputs are noise.\n"
     )
     return dest
@@ -408,7 +409,7 @@ def tiny_model_dir(family: Family | str) -> Path:
 
 
 def main() -> None:
-    """``python -m videomodel_server.devtools.tiny_models [family ...]``: build and print paths."""
+    """``python -m videomodel_devtools.tiny_models [family ...]``: build and print paths."""
     import sys
 
     for name in sys.argv[1:] or [f.value for f in Family]:
