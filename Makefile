@@ -29,3 +29,15 @@ lock:
 
 bench: env
 	$(BIN)/python -m pytest tests/bench -s
+
+## Python 3.12 (the server image's Python): mypy and the tests that start no engine, in .venv312/
+## (scripts/bootstrap312.sh: the lock's pins of only what these need; no vLLM, torch or FastAPI app)
+.PHONY: test312
+test: test312
+TESTS312 := tests/unit tests/media tests/operator/test_crd.py tests/operator/test_rendering.py \
+	tests/operator/test_status.py tests/operator/test_units_and_spec.py tests/operator/test_contains.py \
+	tests/operator/test_server_contract.py tests/operator/test_scenarios.py
+test312:
+	@bash scripts/bootstrap312.sh
+	.venv312/bin/mypy --python-version 3.12
+	.venv312/bin/python -m pytest $(TESTS312)

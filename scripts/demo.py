@@ -58,17 +58,17 @@ def print_plans() -> None:
         print(result.stdout.rstrip() or result.stderr.rstrip())
 
 
-def server_flags(model_dir: Path, port: int) -> list[str]:
-    """The flags the operator renders for the demo CR, pointed at the local checkpoint."""
+def server_flags(model_dir: Path, port: int, mount_root: Path) -> list[str]:
+    """The arguments the operator renders for the demo CR, its budget file laid out under ``mount_root``.
+
+    Only the checkpoint path and the port change (no cluster, no pod network here).
+    """
+    from videomodel_devtools.pod import container_argv
+
     result = run_cli("render", "-f", str(EXAMPLE))
     if result.returncode != 0:
         raise SystemExit(f"videomodel render failed:\n{result.stderr}")
-    for doc in yaml.safe_load_all(result.stdout):
-        if doc and doc.get("kind") == "Deployment":
-            args = list(doc["spec"]["template"]["spec"]["containers"][0]["args"])
-            break
-    else:
-        raise SystemExit("videomodel render printed no Deployment")
+    args = container_argv([doc for doc in yaml.safe_load_all(result.stdout) if doc], mount_root)
     args[args.index("--model") + 1] = str(model_dir)
     args[args.index("--port") + 1] = str(port)
     return [*args, "--host", "127.0.0.1", "--allow-http", *CPU_ENGINE_ARGS]
@@ -138,11 +138,12 @@ def main() -> int:
     section("2. Boot videomodel-server on the tiny Qwen2-VL checkpoint with the demo CR's flags")
     model_dir = tiny_model_dir(Family.QWEN2_VL)
     port = free_port()
-    flags = server_flags(model_dir, port)
+    media_dir = Path(tempfile.mkdtemp(prefix="videomodel-demo-"))
+    flags = server_flags(model_dir, port, media_dir / "pod")
     print("    videomodel-server " + " ".join(flags))
+    print(f"    (the budget file is the ConfigMap's serving.json, laid out under {media_dir / 'pod'})")
     spec = VideoSpec(width=320, height=240, fps=10, seconds=6.0)
     video = make_video(spec)
-    media_dir = Path(tempfile.mkdtemp(prefix="videomodel-demo-"))
     (media_dir / "clip.mp4").write_bytes(video.read_bytes())
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(media_dir)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -194,7 +194,7 @@ async def test_over_budget_rejected_before_decoding(pool: DecodePool, budget: Sa
     before = pool.stats.jobs
     with pytest.raises(MediaError) as info:
         await load(path, pool, budget, max_seconds=300)
-    assert info.value.message == "video is 360.0 s long; this model accepts at most 300 s (maxSeconds)"
+    assert info.value.message == "video is 360.0 s long; this model accepts at most 300 s (maxSeconds (--max-seconds))"
     assert pool.stats.jobs == before + 1  # the probe only: no decode job ran
 
 

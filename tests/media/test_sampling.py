@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from videomodel_server.budget import frame_pixel_cap, sample_indices, smart_nframes, smart_resize
 from videomodel_server.media import (
     MediaLimits,
-    OverBudget,
+    MediaOverBudget,
     ProbeResult,
     SamplingBudget,
     SamplingOverrides,
@@ -104,9 +104,9 @@ def test_metadata_indices_reproduce_actual_times() -> None:
 
 
 def test_too_few_frames_and_extreme_aspect() -> None:
-    with pytest.raises(OverBudget, match="at least 2"):
+    with pytest.raises(MediaOverBudget, match="at least 2"):
         plan_sampling(probe(frame_count=1, duration=0.04), BUDGET)
-    with pytest.raises(OverBudget, match="aspect ratio 250:1") as info:
+    with pytest.raises(MediaOverBudget, match="aspect ratio 250:1") as info:
         plan_sampling(probe(width=5000, height=20), BUDGET)
     assert info.value.status == 422
 
@@ -155,9 +155,9 @@ def test_overrides_never_exceed_budget(fps: float, num: int, maxp: int, minp: in
 
 
 def test_duration_message_names_the_limit_and_value() -> None:
-    with pytest.raises(OverBudget) as info:
+    with pytest.raises(MediaOverBudget) as info:
         check_probe(probe(duration=312.4, frame_count=None), MediaLimits(max_seconds=300))
-    assert info.value.message == "video is 312.4 s long; this model accepts at most 300 s (maxSeconds)"
+    assert info.value.message == "video is 312.4 s long; this model accepts at most 300 s (maxSeconds (--max-seconds))"
     assert info.value.status == 422
 
 
@@ -166,11 +166,11 @@ def test_duration_message_names_the_limit_and_value() -> None:
     [
         ({"video_streams": 0, "audio_streams": 1}, NoVideoStream, "no video stream (1 audio stream)"),
         ({"video_streams": 0, "total_streams": 0}, InvalidVideo, "no audio or video stream"),
-        ({"total_streams": 40}, OverBudget, "40 streams; at most 8 are accepted (max_streams)"),
-        ({"width": 16384, "height": 16}, OverBudget, "max_source_width/height"),
-        ({"width": 8000, "height": 8000}, OverBudget, "64.0 megapixels"),
-        ({"fps": 29155.0}, OverBudget, "29155 frames per second; at most 480 are accepted (max_source_fps)"),
-        ({"frame_count": 10**9}, OverBudget, "maxSeconds x max_source_fps"),
+        ({"total_streams": 40}, MediaOverBudget, "40 streams; at most 8 are accepted (max_streams)"),
+        ({"width": 16384, "height": 16}, MediaOverBudget, "max_source_width/height"),
+        ({"width": 8000, "height": 8000}, MediaOverBudget, "64.0 megapixels"),
+        ({"fps": 29155.0}, MediaOverBudget, "29155 frames per second; at most 480 are accepted (max_source_fps)"),
+        ({"frame_count": 10**9}, MediaOverBudget, "maxSeconds (--max-seconds) x max_source_fps"),
         ({"duration": None}, InvalidVideo, "duration cannot be determined"),
         ({"width": 0}, InvalidVideo, "no frame size"),
     ],

@@ -122,7 +122,11 @@ def test_oversized_base64_refused_by_length_before_decoding() -> None:
     # Invalid base64 (would fail to decode) is refused as too large without decoding it.
     with pytest.raises(TooLarge) as info:
         classify_url(f"data:video/mp4;base64,{ok}AAAA!!!!", limits)
-    assert info.value.status == 413 and "max_video_bytes" in info.value.message and "3000" in info.value.message
+    assert (
+        info.value.status == 413
+        and "maxVideoBytes (--max-video-bytes)" in info.value.message
+        and "3000" in info.value.message
+    )
 
 
 @settings(max_examples=200)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
-from videomodel_server.checkpoint import CheckpointError, model_spec_from_config, read_checkpoint
 from videomodel_server.budget.contract import AdmissionSettings, EngineSettings
+from videomodel_server.checkpoint import CheckpointError, model_spec_from_config, read_checkpoint
 from videomodel_server.cli import Option, main, options, parse_settings
 from videomodel_server.engine import EngineConfig, engine_argv
 from videomodel_server.settings import ENV_API_KEY, ENV_UNSAFE_EXEMPT_NETWORKS, ServerSettings

@@ -199,3 +199,19 @@ def value_type(cls: type[Any], name: str) -> type[Any]:
     if not isinstance(hint, type):
         raise TypeError(f"{name}: unsupported field type {hint!r}")
     return hint
+
+
+def to_flags(settings: Any) -> list[str]:
+    """A settings dataclass (a :class:`VideoBudget`, :class:`EngineSettings`...) as server flags.
+
+    Every field that is set, by the same field-to-flag rule as the server's parser; what a person
+    types to start the server by hand with this budget.
+    """
+    argv: list[str] = []
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        argv += [flag(f.name), text]
+    return argv

@@ -58,7 +58,7 @@ from .errors import (
     TooManyRedirects,
 )
 from .limits import MediaLimits
-from .urls import DataTarget, FileTarget, HttpTarget, MediaKind, classify_url, resolve_redirect
+from .urls import DataTarget, FileTarget, HttpTarget, MediaKind, byte_setting, classify_url, resolve_redirect
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """``(host, port) -> addresses``. The default asks the system (getaddrinfo) once."""
@@ -195,7 +195,7 @@ def _timeout_error(kind: MediaKind, limits: MediaLimits) -> MediaError:
 
 
 async def _stream_body(response: httpx.Response, cap: int, kind: MediaKind, limits: MediaLimits) -> FetchedMedia:
-    setting = "max_video_bytes" if kind == "video" else "max_image_bytes"
+    setting = byte_setting(kind)
     declared = response.headers.get("content-length")
     if declared is not None:
         try:
@@ -229,7 +229,7 @@ async def _fetch_data(target: DataTarget, cap: int, kind: MediaKind) -> FetchedM
         except (binascii.Error, ValueError):
             raise InvalidDataURL(f"the {kind} data URL is not valid base64") from None
         if len(data) > cap:
-            setting = "max_video_bytes" if kind == "video" else "max_image_bytes"
+            setting = byte_setting(kind)
             raise TooLarge(f"the {kind} data URL decodes to {len(data)} bytes; the limit is {cap} bytes ({setting})")
         with tempfile.TemporaryFile() as file:
             file.write(data)
@@ -273,7 +273,7 @@ def _open_local(target: FileTarget, limits: MediaLimits, cap: int, kind: MediaKi
         if not stat.S_ISREG(info.st_mode):
             raise refused
         if info.st_size > cap:
-            setting = "max_video_bytes" if kind == "video" else "max_image_bytes"
+            setting = byte_setting(kind)
             raise TooLarge(f"the {kind} file is {info.st_size} bytes; the limit is {cap} bytes ({setting})")
         os.set_blocking(fd, True)
     except BaseException:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from videomodel_server.budget import FRAME_FACTOR, FamilyGeometry, VideoBudget, fetch_timeout, most_sampled_frames
+from videomodel_server.budget import (
+    FRAME_FACTOR,
+    FamilyGeometry,
+    VideoBudget,
+    fetch_timeout,
+    label,
+    most_sampled_frames,
+)
 
 MiB = 1024**2
 GiB = 1024**3
@@ -26,10 +33,10 @@ class MediaLimits:
     """Limits for fetching, probing and decoding one media item. All units in the field name."""
 
     max_video_bytes: int = 256 * MiB
-    """Largest video download / data URL / local file (maxVideoBytes)."""
+    """Largest video download / data URL / local file (the budget's max_video_bytes)."""
     max_image_bytes: int = 20 * MiB
     max_seconds: float = 600.0
-    """Longest video accepted (maxSeconds)."""
+    """Longest video accepted (the budget's max_seconds)."""
 
     # -- fetch
     allow_http: bool = True
@@ -180,7 +187,7 @@ def apply_overrides(budget: SamplingBudget, overrides: SamplingOverrides | None)
     if num_frames is not None:
         cap = budget.frame_cap
         if num_frames > cap:
-            clamped.append(f"num_frames {num_frames} clamped to {cap} (maxFrames at maxSeconds x fps)")
+            clamped.append(f"num_frames {num_frames} clamped to {cap} ({label('max_frames')})")
             num_frames = cap
         elif num_frames < FRAME_FACTOR:
             clamped.append(f"num_frames {num_frames} raised to {FRAME_FACTOR}")
@@ -188,7 +195,7 @@ def apply_overrides(budget: SamplingBudget, overrides: SamplingOverrides | None)
     if overrides.max_pixels is not None:
         value = overrides.max_pixels
         if value > budget.max_pixels:
-            clamped.append(f"max_pixels {value} clamped to {budget.max_pixels} (maxPixels)")
+            clamped.append(f"max_pixels {value} clamped to {budget.max_pixels} ({label('max_pixels')})")
             value = budget.max_pixels
         value = max(value, budget.factor**2)
         new = replace(new, max_pixels=value, min_pixels=min(new.min_pixels, value))

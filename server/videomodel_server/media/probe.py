@@ -1,7 +1,7 @@
 """Probe: what the container header says, and the over-budget checks made before decoding.
 
 :class:`ProbeResult` is plain data; :func:`check_probe` is pure and raises the 4xx that names
-the limit ("video is 312.4 s long; this model accepts at most 300 s (maxSeconds)").
+the limit ("video is 312.4 s long; this model accepts at most 300 s (maxSeconds (--max-seconds))").
 :func:`read_probe` reads an opened file with PyAV and runs only inside a decode-pool worker
 (FFmpeg's demuxers parse hostile bytes there, not in the API process). It checks the header
 first and decodes a single frame only after the header passed: PyAV exposes the display
@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING
 
-from .errors import InvalidVideo, NoVideoStream, OverBudget
+from videomodel_server.budget import label
+
+from .errors import InvalidVideo, MediaOverBudget, NoVideoStream
 from .limits import MediaLimits
 
 if TYPE_CHECKING:
@@ -74,24 +76,24 @@ def check_probe(probe: ProbeResult, limits: MediaLimits, *, need_duration: bool 
         audio = f" ({probe.audio_streams} audio stream{'s' if probe.audio_streams != 1 else ''})"
         raise NoVideoStream(f"the file has no video stream{audio if probe.audio_streams else ''}")
     if probe.total_streams > limits.max_streams:
-        raise OverBudget(
+        raise MediaOverBudget(
             f"the video file has {probe.total_streams} streams; at most {limits.max_streams} are accepted (max_streams)"
         )
     if probe.width <= 0 or probe.height <= 0:
         raise InvalidVideo("the video stream has no frame size (corrupt or unsupported header)")
     if probe.width > limits.max_source_width or probe.height > limits.max_source_height:
-        raise OverBudget(
+        raise MediaOverBudget(
             f"video frames are {probe.width}x{probe.height}; at most "
             f"{limits.max_source_width}x{limits.max_source_height} are accepted (max_source_width/height)"
         )
     pixels = probe.width * probe.height
     if pixels > limits.max_source_pixels:
-        raise OverBudget(
+        raise MediaOverBudget(
             f"video frames are {probe.width}x{probe.height} ({pixels / 1e6:.1f} megapixels); at most "
             f"{limits.max_source_pixels / 1e6:.1f} megapixels are accepted (max_source_pixels)"
         )
     if probe.fps is not None and probe.fps > limits.max_source_fps:
-        raise OverBudget(
+        raise MediaOverBudget(
             f"video declares {probe.fps:.6g} frames per second; at most {limits.max_source_fps:g} are accepted "
             "(max_source_fps)"
         )
@@ -99,16 +101,17 @@ def check_probe(probe: ProbeResult, limits: MediaLimits, *, need_duration: bool 
         if not math.isfinite(probe.duration) or probe.duration < 0:
             raise InvalidVideo("the video header declares an invalid duration")
         if probe.duration > limits.max_seconds:
-            raise OverBudget(
+            raise MediaOverBudget(
                 f"video is {probe.duration:.1f} s long; "
-                f"this model accepts at most {limits.max_seconds:g} s (maxSeconds)"
+                f"this model accepts at most {limits.max_seconds:g} s ({label('max_seconds')})"
             )
     elif need_duration:
         raise InvalidVideo("the video's duration cannot be determined (no timing in the container)")
     max_frames = math.ceil(limits.max_seconds * limits.max_source_fps)
     if probe.frame_count is not None and probe.frame_count > max_frames:
-        raise OverBudget(
-            f"video has {probe.frame_count} frames; at most {max_frames} are accepted (maxSeconds x max_source_fps)"
+        raise MediaOverBudget(
+            f"video has {probe.frame_count} frames; at most {max_frames} are accepted "
+            f"({label('max_seconds')} x max_source_fps)"
         )
 
 
@@ -222,7 +225,7 @@ def _walk_for_duration(
                 continue
             count += 1
             if count > limits.max_probe_packets:
-                raise OverBudget(
+                raise MediaOverBudget(
                     f"the video has more than {limits.max_probe_packets} frames and no duration in its header "
                     "(max_probe_packets)"
                 )

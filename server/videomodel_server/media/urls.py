@@ -18,6 +18,8 @@ from urllib.parse import unquote
 
 import httpx
 
+from videomodel_server.budget import flag, label
+
 from .addresses import parse_ip_literal
 from .errors import (
     DomainNotAllowed,
@@ -169,7 +171,7 @@ def _classify_data(url: str, limits: MediaLimits, kind: MediaKind) -> DataTarget
     # Measured before decoding anything: base64 of more than the cap cannot decode to less.
     stripped = len(payload) - payload.count("=", max(0, len(payload) - 2))
     if stripped > limit_chars:
-        setting = "max_video_bytes" if kind == "video" else "max_image_bytes"
+        setting = byte_setting(kind)
         approx = len(payload) * 3 // 4
         raise TooLarge(f"the {kind} data URL decodes to about {approx} bytes; the limit is {cap} bytes ({setting})")
     return DataTarget(media_type=media_type, payload=payload)
@@ -208,3 +210,8 @@ def _allowed_schemes(limits: MediaLimits) -> str:
     if limits.allowed_local_root is not None:
         schemes.append("file://")
     return ", ".join(schemes)
+
+
+def byte_setting(kind: MediaKind) -> str:
+    """The setting a byte cap comes from, as a message names it (CR key and flag)."""
+    return label("max_video_bytes") if kind == "video" else flag("max_image_bytes")
