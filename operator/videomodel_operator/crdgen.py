@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from .spec import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, VideoModelSpec
+from .spec import GROUP, KIND, NAME_MAX, NAME_PATTERN, PLURAL, SHORT_NAMES, SINGULAR, VERSION, VideoModelSpec
 
 Schema = dict[str, Any]
 
 CRD_FILENAME = f"{PLURAL}.{GROUP}.yaml"
-CONDITION_TYPES = ("Ready", "Progressing", "BudgetFits", "Degraded")
+CONDITION_TYPES = ("Ready", "Progressing", "BudgetFits", "Degraded", "Stalled")
 
 _DROP = {"title", "$defs"}
 
@@ -141,8 +141,18 @@ def status_schema() -> Schema:
             "selector": {"description": "Pod label selector (for the scale subresource).", "type": "string"},
             "url": {"description": "In-cluster OpenAI-compatible base URL.", "type": "string"},
             "configHash": {"description": "Config hash of the last applied workload.", "type": "string"},
+            "appliedGeneration": {
+                "description": "The spec generation the running workload was rendered from.",
+                "type": "integer",
+                "format": "int64",
+            },
             "plan": {
-                "description": "The derived serving plan (camelCase keys of the budget module's Plan).",
+                "description": "The plan of the current spec (camelCase keys of the budget module's Plan).",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+            "appliedPlan": {
+                "description": "The plan the running workload serves (differs from plan until a spec is applied).",
                 "type": "object",
                 "x-kubernetes-preserve-unknown-fields": True,
             },
@@ -153,11 +163,12 @@ def status_schema() -> Schema:
 PRINTER_COLUMNS = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
-    {"name": "Max video (s)", "type": "number", "jsonPath": ".spec.budget.maxSeconds"},
-    {"name": "Frames", "type": "integer", "jsonPath": ".status.plan.framesPerVideo"},
-    {"name": "Context", "type": "integer", "jsonPath": ".status.plan.maxModelLen"},
+    {"name": "Max video (s)", "type": "number", "jsonPath": ".status.appliedPlan.maxSeconds"},
+    {"name": "Frames", "type": "integer", "jsonPath": ".status.appliedPlan.framesPerVideo"},
+    {"name": "Context", "type": "integer", "jsonPath": ".status.appliedPlan.maxModelLen"},
     {"name": "GPUs", "type": "integer", "jsonPath": ".spec.resources.gpu.count"},
     {"name": "BudgetFits", "type": "string", "jsonPath": '.status.conditions[?(@.type=="BudgetFits")].status'},
+    {"name": "Stalled", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Stalled")].reason', "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
@@ -197,6 +208,15 @@ def crd() -> Schema:
                             "description": "A vision-language model served with a declared video budget.",
                             "type": "object",
                             "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.metadata.name.matches('{NAME_PATTERN}') && "
+                                    f"size(self.metadata.name) <= {NAME_MAX}",
+                                    "message": f"metadata.name must be a DNS-1035 label of at most {NAME_MAX} "
+                                    "characters (lowercase letters, digits and '-', starting with a letter): "
+                                    "it names the Service and is a label value",
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

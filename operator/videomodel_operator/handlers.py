@@ -39,9 +39,6 @@ class OperatorConfig:
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty watches the whole cluster."""
-    standalone: bool = True
-    """No peering: a single replica (the chart runs one, with a Recreate strategy)."""
-    peering_name: str | None = None
     event_level: int = logging.WARNING
     """Lowest level of kopf's own log messages that are also posted as Kubernetes Events."""
     resync_seconds: float = 60.0
@@ -89,6 +86,106 @@ def _owner_name(body: kopf.Body) -> str | None:
     return None
 
 
+class Handlers:
+    """Every kopf handler of one operator, bound to one :class:`Reconciler` (no module-level state).
+
+    ``api`` defaults to :class:`HttpKubeApi` authenticated by the same login as kopf.
+    """
+
+    def __init__(
+        self,
+        config: OperatorConfig,
+        *,
+        login: LoginFn = default_login,
+        api: KubeApi | None = None,
+        clock: Callable[[], str] = now_rfc3339,
+    ) -> None:
+        self.config = config
+        self._login_fn = login
+        self.credentials = _Credentials()
+        self.http_api: HttpKubeApi | None = None
+        if api is None:
+            self.http_api = HttpKubeApi(self.credentials.connect)
+            api = self.http_api
+        self.reconciler = Reconciler(api, clock, discover=config.discover_service_monitor)
+        self.reconciler.shutdown = self.shutdown
+        self._resync_task: asyncio.Task[None] | None = None
+
+    def register(self, registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+        kopf.on.login(registry=registry)(self.login)
+        kopf.on.startup(registry=registry)(self.startup)
+        kopf.on.cleanup(registry=registry)(self.cleanup)
+        for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            on(GROUP, VERSION, PLURAL, registry=registry)(self.reconcile)
+        labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
+        kopf.on.event("apps", "v1", "deployments", labels=labels, registry=registry)(self.on_child)
+        kopf.on.event("", "v1", "services", labels=labels, registry=registry)(self.on_child)
+        return registry
+
+    def login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
+        info: kopf.ConnectionInfo | None = self._login_fn(**kwargs)
+        if info is not None:
+            self.credentials.info = info
+            self.credentials.ready.set()
+        return info
+
+    async def startup(self, settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = self.config.event_level
+        # One replica writes: the chart runs exactly one (Recreate). kopf peering would only
+        # pause an equal-priority twin, not the resync task, so it is not offered.
+        settings.peering.standalone = True
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        self._resync_task = asyncio.create_task(self._resync_forever())
+
+    async def shutdown(self) -> None:
+        """Stop the resync task and close our API client (idempotent)."""
+        task, self._resync_task = self._resync_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.http_api is not None:
+            await self.http_api.close()
+
+    async def cleanup(self, **_: Any) -> None:
+        await self.shutdown()
+
+    async def reconcile(self, body: kopf.Body, **_: Any) -> None:
+        try:
+            outcome = await self.reconciler.reconcile(dict(body))
+        except PermanentSpecError as exc:
+            raise kopf.PermanentError(f"invalid spec: {exc}") from None
+        except ApiError as exc:
+            if exc.retryable:
+                raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=self.config.backoff_seconds) from exc
+            raise kopf.PermanentError(f"API refused: {exc}") from exc
+        if outcome.writes:
+            log.info(
+                "reconciled %s: %d write(s) %s", body.get("metadata", {}).get("name"), outcome.writes, outcome.applied
+            )
+
+    async def on_child(self, body: kopf.Body, type: str | None, **_: Any) -> None:
+        name = _owner_name(body)
+        namespace = body.get("metadata", {}).get("namespace")
+        if name is None or namespace is None:
+            return
+        try:
+            await self.reconciler.reconcile_by_name(namespace, name)
+        except PermanentSpecError:
+            pass  # reported in status by the pass itself
+        except ApiError as exc:
+            log.warning("reconcile of %s/%s after a %s change failed: %s", namespace, name, type, exc)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resync_seconds)
+            try:
+                await resync_once(self.reconciler, self.config.namespaces)
+            except Exception:  # the drift safety net must outlive any one bad pass
+                log.exception("resync pass failed; retrying in %s s", self.config.resync_seconds)
+
+
 def build_registry(
     config: OperatorConfig,
     *,
@@ -96,98 +193,9 @@ def build_registry(
     api: KubeApi | None = None,
     clock: Callable[[], str] = now_rfc3339,
 ) -> tuple[kopf.OperatorRegistry, Reconciler]:
-    """A kopf registry with every handler bound to one Reconciler (no module-level state).
-
-    ``api`` defaults to :class:`HttpKubeApi` authenticated by the same login as kopf.
-    """
-    registry = kopf.OperatorRegistry()
-    credentials = _Credentials()
-    http_api: HttpKubeApi | None = None
-    if api is None:
-        http_api = HttpKubeApi(credentials.connect)
-        api = http_api
-    reconciler = Reconciler(api, clock, discover=config.discover_service_monitor)
-    resync_task: list[asyncio.Task[None]] = []
-
-    @kopf.on.login(registry=registry)
-    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        info: kopf.ConnectionInfo | None = login(**kwargs)
-        if info is not None:
-            credentials.info = info
-            credentials.ready.set()
-        return info
-
-    @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.level = config.event_level
-        settings.peering.standalone = config.standalone
-        if config.peering_name:
-            settings.peering.name = config.peering_name
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        resync_task.append(asyncio.create_task(_resync_forever()))
-
-    async def shutdown() -> None:
-        """Stop the resync task and close our API client (idempotent)."""
-        while resync_task:
-            task = resync_task.pop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if http_api is not None:
-            await http_api.close()
-
-    reconciler.shutdown = shutdown
-
-    @kopf.on.cleanup(registry=registry)
-    async def _cleanup(**_: Any) -> None:
-        await shutdown()
-
-    async def _run(body: kopf.Body) -> None:
-        try:
-            outcome = await reconciler.reconcile(dict(body))
-        except PermanentSpecError as exc:
-            raise kopf.PermanentError(f"invalid spec: {exc}") from None
-        except ApiError as exc:
-            if exc.retryable:
-                raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=config.backoff_seconds) from exc
-            raise kopf.PermanentError(f"API refused: {exc}") from exc
-        if outcome.writes:
-            log.info(
-                "reconciled %s: %d write(s) %s", body.get("metadata", {}).get("name"), outcome.writes, outcome.applied
-            )
-
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    async def _reconcile(body: kopf.Body, **_: Any) -> None:
-        await _run(body)
-
-    async def _on_child(body: kopf.Body, type: str | None, **_: Any) -> None:
-        name = _owner_name(body)
-        namespace = body.get("metadata", {}).get("namespace")
-        if name is None or namespace is None:
-            return
-        try:
-            await reconciler.reconcile_by_name(namespace, name)
-        except PermanentSpecError:
-            pass  # reported in status by the pass itself
-        except ApiError as exc:
-            log.warning("reconcile of %s/%s after a %s change failed: %s", namespace, name, type, exc)
-
-    labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
-    kopf.on.event("apps", "v1", "deployments", labels=labels, registry=registry)(_on_child)
-    kopf.on.event("", "v1", "services", labels=labels, registry=registry)(_on_child)
-
-    async def _resync_forever() -> None:
-        while True:
-            await asyncio.sleep(config.resync_seconds)
-            try:
-                await resync_once(reconciler, config.namespaces)
-            except Exception:  # the drift safety net must outlive any one bad pass
-                log.exception("resync pass failed; retrying in %s s", config.resync_seconds)
-
-    return registry, reconciler
+    """A kopf registry with every handler of one :class:`Handlers`, and its reconciler."""
+    handlers = Handlers(config, login=login, api=api, clock=clock)
+    return handlers.register(kopf.OperatorRegistry()), handlers.reconciler
 
 
 async def resync_once(reconciler: Reconciler, namespaces: tuple[str, ...]) -> int:

@@ -70,8 +70,8 @@ class KubeApi(Protocol):
         """The object, or None when it does not exist."""
         ...
 
-    async def apply(self, obj: Obj) -> Obj:
-        """Server-side apply ``obj`` under the operator's field manager (force); the result."""
+    async def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
+        """Server-side apply ``obj`` under ``field_manager`` (the operator's by default; force)."""
         ...
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -160,7 +160,7 @@ class HttpKubeApi:
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         return await self._request("GET", object_path(api_version, kind, namespace, name))
 
-    async def apply(self, obj: Obj) -> Obj:
+    async def apply(self, obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         result = await self._request(
@@ -168,7 +168,7 @@ class HttpKubeApi:
             path,
             body=obj,
             content_type="application/apply-patch+yaml",  # JSON is YAML
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": field_manager, "force": "true"},
         )
         assert result is not None
         return result

@@ -1,9 +1,12 @@
 """``videomodel-operator``: run the kopf operator against the current kubeconfig or in-cluster.
 
 Settings users expect of an operator: which namespaces to watch (``-n``, repeatable) or the whole
-cluster (the default, ``-A``); peering off for a single replica (``--peering NAME`` turns it
-on for several replicas with leader election by kopf); the lowest log level that is also posted
-as Kubernetes Events; a liveness endpoint for the pod's probe; the drift-resync interval.
+cluster (the default, ``-A``); the lowest log level that is also posted as Kubernetes Events; a
+liveness endpoint for the pod's probe; the drift-resync interval.
+
+One replica writes: the chart runs exactly one, with a Recreate strategy. There is no leader
+election: kopf's peering only pauses an equal-priority twin's handlers (not the resync task),
+so two replicas would both write; the option is not offered rather than described as safe.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch the whole cluster (default)")
-    parser.add_argument("--peering", metavar="NAME", help="enable kopf peering under this name (several replicas)")
     parser.add_argument("--event-level", choices=sorted(LEVELS), default="warning", help="post logs at/above as Events")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint ('' disables)")
     parser.add_argument("--resync-seconds", type=float, default=60.0, help="drift resync interval")
@@ -34,8 +36,6 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
     logging.basicConfig(level=LEVELS[args.log_level], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return OperatorConfig(
         namespaces=tuple(args.namespace),
-        standalone=args.peering is None,
-        peering_name=args.peering,
         event_level=LEVELS[args.event_level],
         resync_seconds=args.resync_seconds,
         liveness_endpoint=args.liveness or None,
@@ -47,8 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry, _ = build_registry(config)
     kopf.run(
         registry=registry,
-        standalone=config.standalone,
-        peering_name=config.peering_name,
+        standalone=True,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
         liveness_endpoint=config.liveness_endpoint,

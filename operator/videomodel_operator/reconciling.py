@@ -7,6 +7,17 @@ its outcome to kopf's retry semantics. All I/O goes through :class:`~videomodel_
 Idempotence (SECURITY.md 16): a child is applied only when the rendered object is not already
 contained in the live one, the status only when it differs, and an Event only when a verdict
 changes; a pass over an unchanged world makes no write at all.
+
+Never adopted: an object of a child's name that this VideoModel does not already control is left
+alone, and the pass stops with ``Stalled=True`` (``NotOwner``) and an Event naming it. An API
+refusal (a 422, a 403) stops the pass the same way (``ApplyFailed``) with the server's message.
+
+Replicas handover: when a spec moves from ``replicas`` to ``autoscaling``, the rendered
+Deployment stops setting ``spec.replicas``; applied as is, server-side apply would drop the
+field and Kubernetes would reset it to 1. The documented remedy (Kubernetes "migrating
+Deployments to horizontal autoscaling", SSA ownership transfer) is applied first: the current
+count is applied under a separate field manager (:data:`HANDOVER_MANAGER`), which keeps the
+field, and the HPA takes it from there.
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from .kube import ApiError, KubeApi
 from .planning import plan_for, plan_status
 from .rendering import (
     HASH_ANNOTATION,
+    REPLICAS_ANNOTATION,
+    REPLICAS_BY_AUTOSCALER,
     Capabilities,
     config_map_name,
     render,
@@ -41,12 +54,24 @@ OPTIONAL_KINDS: tuple[tuple[str, str], ...] = (
 )
 """Kinds render() emits only sometimes: pruned (if we own them) when not rendered."""
 
+HANDOVER_MANAGER = "videomodel-operator-replicas-handover"
+"""Field manager that keeps ``spec.replicas`` while the HPA takes it over."""
+
 RETRY_DELAYS = (0.1, 0.3, 1.0)
 """In-pass retries of one API call; past them the shell's backoff takes over."""
 
 
 class PermanentSpecError(Exception):
     """The spec cannot be served as written; retrying will not help until it changes."""
+
+
+class Blocked(Exception):
+    """A child could not be applied: ``reason`` (``ApplyFailed``, ``NotOwner``) and a message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 def contains(desired: Any, live: Any) -> bool:
@@ -69,6 +94,31 @@ def contains(desired: Any, live: Any) -> bool:
 def _owned_by(obj: Obj, uid: str | None) -> bool:
     refs = obj.get("metadata", {}).get("ownerReferences", []) or []
     return any(r.get("kind") == KIND and r.get("uid") == uid for r in refs)
+
+
+def _controlled_by(obj: Obj, uid: str | None) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences", []) or []
+    return any(r.get("kind") == KIND and r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def handover_patch(live: Obj) -> Obj | None:
+    """The apply that keeps ``spec.replicas`` when the operator stops setting it, or None.
+
+    Needed once: when the live Deployment's replicas were set by the operator (annotation says
+    so, or predates it) and the new rendering leaves them to the HPA.
+    """
+    meta = live.get("metadata", {})
+    if (meta.get("annotations") or {}).get(REPLICAS_ANNOTATION) == REPLICAS_BY_AUTOSCALER:
+        return None
+    replicas = (live.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int):
+        return None
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": replicas},
+    }
 
 
 @dataclass
@@ -174,15 +224,20 @@ class Reconciler:
 
         plan = plan_for(cr.spec)
         digest: str | None = None
+        blocked: Blocked | None = None
         if plan.feasible:
             desired = render(cr, plan, await self.capabilities())
-            for obj in desired:
-                if await self._ensure(obj):
-                    outcome.writes += 1
-                    outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
-                if obj["kind"] == "Deployment":
-                    digest = obj["metadata"]["annotations"][HASH_ANNOTATION]
-            outcome.writes += await self._prune(cr, {obj["kind"] for obj in desired})
+            try:
+                for obj in desired:
+                    if await self._ensure(obj, cr.metadata.uid):
+                        outcome.writes += 1
+                        outcome.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+                    if obj["kind"] == "Deployment":
+                        digest = obj["metadata"]["annotations"][HASH_ANNOTATION]
+                outcome.writes += await self._prune(cr, {obj["kind"] for obj in desired})
+            except Blocked as exc:
+                blocked = exc
+                digest = None
         else:
             outcome.feasible = False
 
@@ -196,7 +251,8 @@ class Reconciler:
             replicas,
             plan.feasible,
             problems=tuple(plan.problems),
-            applied=plan.feasible,
+            applied=plan.feasible and blocked is None,
+            blocked=(blocked.reason, blocked.message) if blocked is not None else None,
             summary=(
                 f"{plan.frames_per_video} frames, {plan.tokens_per_video:,} tokens per video; max model len "
                 f"{plan.max_model_len:,} of {plan.context_limit:,}; "
@@ -216,18 +272,40 @@ class Reconciler:
         outcome.writes += await self._write_status(namespace, name, previous_status, status)
         if not plan.feasible:
             outcome.writes += await self._event_on_change(body, previous_status, "Infeasible", " ".join(plan.problems))
+        elif blocked is not None:
+            outcome.writes += await self._event_on_change(body, previous_status, blocked.reason, blocked.message)
         return outcome
 
-    async def _ensure(self, obj: Obj) -> bool:
-        """Apply ``obj`` unless the live object already matches it. True when it wrote."""
+    async def _ensure(self, obj: Obj, uid: str | None) -> bool:
+        """Apply ``obj`` unless the live object already matches it. True when it wrote.
+
+        Raises :class:`Blocked` for an object of that name this VideoModel does not control, and
+        for an apply the API server refuses (not retryable: a 4xx other than 409/429).
+        """
         meta = obj["metadata"]
+        where = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
         live = await self._call(
             "get", lambda: self.api.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         )
+        if live is not None and not _controlled_by(live, uid):
+            raise Blocked(
+                "NotOwner",
+                f"{where} already exists and is not controlled by this VideoModel; "
+                "it was left untouched: delete or rename it",
+            )
         if live is not None and contains(obj, live):
             return False
-        await self._call("apply", lambda: self.api.apply(obj))
-        log.info("applied %s %s/%s", obj["kind"], meta["namespace"], meta["name"])
+        try:
+            if obj["kind"] == "Deployment" and live is not None and "replicas" not in obj["spec"]:
+                handover = handover_patch(live)
+                if handover is not None:
+                    await self._call("handover", lambda: self.api.apply(handover, HANDOVER_MANAGER))
+            await self._call("apply", lambda: self.api.apply(obj))
+        except ApiError as exc:
+            if exc.retryable:
+                raise
+            raise Blocked("ApplyFailed", f"{where}: the API server refused it: {exc}") from exc
+        log.info("applied %s", where)
         return True
 
     async def _prune(self, cr: VideoModel, rendered: set[str]) -> int:
@@ -260,12 +338,15 @@ class Reconciler:
         """A Warning Event when this generation's verdict is new (not on every resync)."""
         meta = body["metadata"]
         generation = int(meta.get("generation", 0) or 0)
-        fits = next((c for c in previous_status.get("conditions", []) or [] if c.get("type") == "BudgetFits"), None)
+        stalled_reason = {"Infeasible": "InfeasibleBudget"}.get(reason, reason)
+        conditions = previous_status.get("conditions", []) or []
+        stalled = next((c for c in conditions if c.get("type") == "Stalled"), None)
         if (
-            fits is not None
-            and fits.get("status") == "False"
-            and fits.get("reason") == ("InvalidSpec" if reason == "InvalidSpec" else "Infeasible")
-            and fits.get("observedGeneration") == generation
+            stalled is not None
+            and stalled.get("status") == "True"
+            and stalled.get("reason") == stalled_reason
+            and stalled.get("observedGeneration") == generation
+            and stalled.get("message", "").find(message[:200]) >= 0
         ):
             return 0
         now = self.clock()
@@ -312,4 +393,4 @@ def _port_hint(body: Obj) -> int:
     return port if isinstance(port, int) else 8000
 
 
-__all__ = ["Outcome", "PermanentSpecError", "Reconciler", "config_map_name", "contains"]
+__all__ = ["HANDOVER_MANAGER", "Blocked", "Outcome", "PermanentSpecError", "Reconciler", "config_map_name", "contains"]

@@ -10,6 +10,15 @@ The conditions (``metav1.Condition`` shape) mean:
 - ``Degraded``: something needs a human: the budget is infeasible or the spec invalid (the last
   good workload keeps serving), or the rollout exceeded its progress deadline, or the
   Deployment reports a replica failure.
+- ``Stalled`` (kstatus): this generation cannot be applied as written (invalid spec, infeasible
+  budget, the API server refused an object, or an object of the same name belongs to someone
+  else). Ready is False for such a generation even while the last applied one keeps serving:
+  ``kubectl wait --for=condition=Ready`` and kstatus-based health checks (Flux, Argo CD with
+  the chart's health check) see the truth, not the previous generation's readiness.
+
+``status.plan`` is the plan of the current spec; ``status.appliedPlan`` and
+``status.appliedGeneration`` describe what the running workload was rendered from, and the
+printer columns show the applied values.
 
 ``lastTransitionTime`` changes only when a condition's status changes, so a resync that sees
 the same world computes the same status and the operator writes nothing.
@@ -73,6 +82,17 @@ class Verdict:
     """False when this pass did not apply the workload (infeasible/invalid spec)."""
     summary: str = ""
     """One line on what fits (for BudgetFits=True)."""
+    blocked: tuple[str, str] | None = None
+    """(reason, message) when a feasible spec could not be applied (API refusal, not our object)."""
+
+    @property
+    def stall(self) -> tuple[str, str] | None:
+        """(reason, message) when this generation cannot be applied as written; None when it was."""
+        if self.invalid is not None:
+            return "InvalidSpec", self.invalid
+        if not self.feasible:
+            return "InfeasibleBudget", " ".join(self.problems)
+        return self.blocked
 
 
 def _condition(
@@ -146,6 +166,17 @@ def summarize(
     seen = Observed.from_deployment(deployment)
     workload = _workload_conditions(verdict, seen)
     gen = verdict.generation
+    stall = verdict.stall
+    applied_generation = gen if stall is None else previous_status.get("appliedGeneration")
+    if stall is not None:
+        running = (
+            f"generation {applied_generation} keeps serving ({seen.ready_replicas} ready)"
+            if seen is not None and applied_generation is not None
+            else ("the last applied workload keeps serving" if seen is not None else "nothing is serving")
+        )
+        not_applied = f"spec generation {gen} was not applied ({stall[0]}: {stall[1]}); {running}"
+        workload["Ready"] = (FALSE, stall[0], not_applied)
+        workload["Progressing"] = (FALSE, stall[0], not_applied)
 
     if verdict.invalid is not None:
         fits = (FALSE, "InvalidSpec", verdict.invalid)
@@ -155,10 +186,11 @@ def summarize(
         fits = (TRUE, "Fits", verdict.summary)
 
     degraded = workload["DegradedWorkload"]
-    if verdict.invalid is not None or not verdict.feasible:
-        serving = "the last applied workload keeps serving" if seen is not None else "nothing was applied"
-        reason = "InvalidSpec" if verdict.invalid is not None else "InfeasibleBudget"
-        degraded = (TRUE, reason, f"spec generation {gen} was not applied ({fits[2]}); {serving}")
+    if stall is not None:
+        degraded = (TRUE, stall[0], workload["Ready"][2])
+        stalled = (TRUE, stall[0], workload["Ready"][2])
+    else:
+        stalled = (FALSE, "AsExpected", "")
     if degraded[0] == FALSE:
         degraded = (FALSE, "AsExpected", "")
 
@@ -167,6 +199,7 @@ def summarize(
         _condition("Progressing", *workload["Progressing"], gen, now, previous.get("Progressing")),
         _condition("BudgetFits", *fits, gen, now, previous.get("BudgetFits")),
         _condition("Degraded", *degraded, gen, now, previous.get("Degraded")),
+        _condition("Stalled", *stalled, gen, now, previous.get("Stalled")),
     ]
     # Conditions want a non-empty reason (CamelCase) per metav1.Condition validation.
     for condition in conditions:
@@ -187,7 +220,12 @@ def summarize(
         status["plan"] = plan
     elif "plan" in previous_status:
         status["plan"] = previous_status["plan"]
-    hash_value = config_hash or previous_status.get("configHash")
+    if applied_generation is not None:
+        status["appliedGeneration"] = applied_generation
+    applied_plan = plan if stall is None else previous_status.get("appliedPlan")
+    if applied_plan is not None:
+        status["appliedPlan"] = applied_plan
+    hash_value = (config_hash if stall is None else None) or previous_status.get("configHash")
     if hash_value:
         status["configHash"] = hash_value
     return status

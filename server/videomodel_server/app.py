@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import chat, errors, health, models
+from .api import errors, health, models
+from .api.chat import router as chat
 from .api.state import AppState
 
 log = logging.getLogger(__name__)

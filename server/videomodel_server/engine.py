@@ -5,7 +5,9 @@ stream of :class:`EngineStep` deltas, report readiness. :class:`VllmEngine` runs
 ``AsyncLLM`` in this process (its engine core in a child process, as vLLM does) and passes each
 video as ``(frames, metadata)`` so M-RoPE gets the true timestamps; closing the generator
 returned by :meth:`Engine.generate` aborts the engine request (vLLM does that on
-``GeneratorExit``/cancellation). Tests may swap in any other implementation.
+``GeneratorExit``/cancellation). Tests may swap in any other implementation. Once the engine is
+up, a :mod:`~videomodel_server.watchdog` process makes sure the EngineCore dies with this
+process, however this process ends.
 
 vLLM and transformers are imported lazily, in :meth:`VllmEngine.start`, so the API layer and
 its tests import without them.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .conversation import MediaRef, Sampling, Turn
+from . import watchdog
 from .errors import EngineFailure, InvalidRequest, NotReady
+from .jobs import MediaRef, Sampling, Turn
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,7 @@ def template_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """What the vLLM adapter needs; built by the CLI from the settings and the Plan."""
+    """What the vLLM adapter needs, from the settings and the Plan (:func:`.wiring.engine_config`)."""
 
     model: Path
     served_model_name: str
@@ -212,6 +216,7 @@ class VllmEngine:
         self._placeholder_tokens = 3
         self._ready = False
         self._start_failed = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def ready(self) -> bool:
@@ -235,6 +240,10 @@ class VllmEngine:
         except BaseException:
             self._start_failed = True
             raise
+        pids = engine_core_pids(self._llm)
+        if not pids:
+            log.warning("no EngineCore process found: it will not be stopped if this process is killed")
+        self._watchdog = watchdog.start(pids)
         self._ready = True
         log.info("engine ready", extra={"model": self.config.served_model_name})
 
@@ -344,6 +353,16 @@ class VllmEngine:
         self._ready = False
         if llm is not None:
             await asyncio.to_thread(llm.shutdown)
+        guard, self._watchdog = self._watchdog, None
+        if guard is not None:
+            guard.terminate()
+            await asyncio.to_thread(guard.wait, 10)
+
+
+def engine_core_pids(llm: Any) -> list[int]:
+    """The pids of ``AsyncLLM``'s EngineCore processes (none when it runs the core in-process)."""
+    manager = getattr(getattr(getattr(llm, "engine_core", None), "resources", None), "engine_manager", None)
+    return [int(p.pid) for p in getattr(manager, "processes", ()) if p.pid is not None]
 
 
 def _delta(output: Any, top_k: int | None) -> ChoiceDelta:

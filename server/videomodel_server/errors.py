@@ -3,6 +3,12 @@
 Every error carries the HTTP status, an OpenAI ``type``, a stable machine ``code`` (a bounded set,
 safe as a metric label) and a human message that names the limit and the offending value. A
 message never contains raw input, base64, object reprs or addresses (SECURITY.md item 10).
+
+The status and type belong to the class: nothing changes them after construction. The media
+pipeline's errors (:mod:`videomodel_server.media.errors`) are part of this tree: each is a
+:class:`~videomodel_server.media.errors.MediaError` and one of the categories below
+(:class:`InvalidRequest`, :class:`PayloadTooLarge`, :class:`UnprocessableMedia`,
+:class:`MediaTimeout`, :class:`OverBudget`, :class:`Unavailable`), so they need no mapping.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ class InvalidRequest(ServerError):
 
 
 class OverBudget(InvalidRequest):
-    """The request is well-formed but exceeds the served budget (400, names the limit)."""
+    """The request is well-formed but exceeds the served budget (400, names the limit).
+
+    Media the budget refuses is a subclass with status 422
+    (:class:`~videomodel_server.media.errors.MediaOverBudget`).
+    """
 
     code = "over_budget"
 
@@ -77,8 +87,10 @@ class Unavailable(ServerError):
     type = "service_unavailable"
     code = "unavailable"
 
-    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 1) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self, message: str, *, code: str | None = None, param: str | None = None, retry_after: int = 1
+    ) -> None:
+        super().__init__(message, code=code, param=param)
         self.retry_after = retry_after
 
 
@@ -87,6 +99,8 @@ class Overloaded(Unavailable):
 
 
 class NotReady(Unavailable):
+    """The engine is loading or has stopped: nothing is wrong with the request."""
+
     code = "not_ready"
 
 
@@ -102,3 +116,15 @@ class EngineFailure(ServerError):
     """The engine failed on a valid request: our bug or a dead engine (500)."""
 
     code = "engine_error"
+
+
+class RoutingError(ServerError):
+    """What the HTTP framework itself refused (unknown route, wrong method): the status it chose.
+
+    The one error whose status is an instance's, fixed at construction.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.type = "invalid_request_error" if status < 500 else "server_error"

@@ -1,6 +1,6 @@
 """The media seam: what the serving code needs from the media pipeline (fetch, probe, decode).
 
-:class:`MediaLoader` turns one :class:`~videomodel_server.conversation.MediaRef` into decoded,
+:class:`MediaLoader` turns one :class:`~videomodel_server.jobs.MediaRef` into decoded,
 sampled, resized frames plus the metadata vLLM needs, or raises an error of the server's tree
 (:class:`~videomodel_server.errors.ServerError`). The production implementation adapts
 ``videomodel_server.media`` (see :mod:`videomodel_server.media_adapter`); tests may use any
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .conversation import MediaRef
+from .jobs import MediaRef
 
 
 @dataclass(frozen=True)

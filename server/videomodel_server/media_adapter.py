@@ -1,9 +1,10 @@
 """The production :class:`~videomodel_server.loading.MediaLoader`: ``videomodel_server.media``.
 
-Builds the media pipeline's limits from the server's settings and the Plan once, turns each
-request's already-clamped :class:`~videomodel_server.conversation.VideoOptions` into that
-pipeline's sampling budget, and maps its :class:`~videomodel_server.media.MediaError` tree into
-the server's error tree (same status, code and message; the request field as ``param``).
+Builds the media pipeline's limits from the server's settings and the Plan once, and turns each
+request's already-clamped :class:`~videomodel_server.jobs.VideoOptions` into that pipeline's
+sampling budget. The pipeline's errors are the server's own (:mod:`videomodel_server.media.errors`
+is a branch of the one tree), so they pass through as they are, with the request field at fault
+as their ``param``.
 """
 
 from __future__ import annotations
@@ -11,38 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .conversation import MediaRef, VideoOptions
-from .errors import (
-    InvalidRequest,
-    MediaTimeout,
-    PayloadTooLarge,
-    ServerError,
-    Unavailable,
-    UnprocessableMedia,
-)
+from .jobs import MediaRef, VideoOptions
 from .loading import LoadedMedia
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from .media import DecodePool, Fetcher, ImageBudget, MediaError, MediaLimits, SamplingBudget
+    from .media import DecodePool, Fetcher, ImageBudget, MediaLimits, SamplingBudget
     from .wiring import Resolved
-
-_BY_STATUS: dict[int, type[ServerError]] = {
-    400: InvalidRequest,
-    408: MediaTimeout,
-    413: PayloadTooLarge,
-    422: UnprocessableMedia,
-    503: Unavailable,
-}
-
-
-def to_server_error(exc: MediaError, param: str | None) -> ServerError:
-    cls = _BY_STATUS.get(exc.status, InvalidRequest)
-    if cls is Unavailable:
-        return Unavailable(exc.message, code=exc.code)
-    err = cls(exc.message, code=exc.code, param=exc.param or param or None)
-    err.status = exc.status
-    return err
 
 
 def media_limits(settings: ServerSettings, resolved: Resolved) -> MediaLimits:
@@ -107,7 +83,8 @@ class PipelineLoader:
             overrides = SamplingOverrides(num_frames=ref.options.num_frames) if ref.options else None
             video = await load_video(ref.url, self.limits, budget, self.pool, fetcher=self.fetcher, overrides=overrides)
         except MediaError as exc:
-            raise to_server_error(exc, ref.where) from None
+            exc.param = exc.param or ref.where or None
+            raise
         duration = video.plan.duration if video.plan is not None else None
         return LoadedMedia(
             ref,

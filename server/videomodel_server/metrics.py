@@ -1,8 +1,8 @@
 """Prometheus metrics of one server, in their own registry (tests run several apps per process).
 
-Every label has a bounded value set: routes are templates, statuses are HTTP codes, stages and
-reasons are the constants below or error codes from the closed error tree; never a URL, model
-input or request id.
+Every label has a bounded value set: routes are templates, statuses are HTTP codes, stages are
+:data:`STAGES`, reasons are :mod:`~videomodel_server.tracing`'s abort reasons, admission's
+rejection reasons or error codes from the closed error tree; never a URL, model input or request id.
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from prometheus_client.exposition import generate_latest
 
 STAGES = ("queue", "fetch", "probe", "decode", "render", "ttft", "generate", "total")
 _STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300, 600)
-
-ABORT_CLIENT_DISCONNECT = "client_disconnect"
-ABORT_DEADLINE = "deadline"
-ABORT_ERROR = "error"
-ABORT_SHUTDOWN = "shutdown"
 
 
 class Metrics:
@@ -62,6 +57,12 @@ class Metrics:
         )
         self.in_flight = Gauge("videomodel_requests_in_flight", "Requests past admission.", registry=r)
         self.queued = Gauge("videomodel_requests_queued", "Requests waiting for admission.", registry=r)
+        self.outstanding = Gauge(
+            "videomodel_requests_outstanding",
+            "Requests admitted or waiting for admission: the autoscaling signal. Unlike the in-flight "
+            "gauge it is not capped by --max-concurrent-requests, so it exceeds that cap under overload.",
+            registry=r,
+        )
         self.engine_unfinished = Gauge(
             "videomodel_engine_unfinished_requests", "Requests the engine holds (running or waiting).", registry=r
         )
@@ -77,6 +78,7 @@ class Metrics:
         """Read the gauges from their sources at scrape time (no bookkeeping to drift)."""
         self.in_flight.set_function(in_flight)
         self.queued.set_function(queued)
+        self.outstanding.set_function(lambda: in_flight() + queued())
         self.engine_unfinished.set_function(engine_unfinished)
         self.engine_ready.set_function(engine_ready)
 

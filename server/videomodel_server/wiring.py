@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .admission import Admission
+from .api.chat.service import ChatService
 from .api.state import AppState
 from .budget import ModelSpec, Plan, VideoBudget, derive
 from .budget.contract import plan_differences
 from .budget.plan import CHAT_TEMPLATE_TOKENS
 from .checkpoint import read_checkpoint
-from .conversation import RequestLimits
 from .engine import Engine, EngineConfig, VllmEngine, check_passthrough
+from .jobs import RequestLimits
 from .loading import MediaLoader
 from .metrics import Metrics
-from .serving import ChatService
 from .settings import ServerSettings
 
 
@@ -139,6 +139,7 @@ def build_state(
         settings.model_name,
         resolved.budget,
         resolved.plan,
+        max_text_bytes=settings.text_byte_limit(),
         max_n=settings.requests.max_n,
         max_top_logprobs=settings.requests.max_top_logprobs,
         max_stop_sequences=settings.requests.max_stop_sequences,

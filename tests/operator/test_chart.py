@@ -47,7 +47,7 @@ def test_values_match_the_values_schema() -> None:
 
 
 def test_rbac_grants_no_wildcards_no_secrets_and_only_managed_kinds() -> None:
-    rules = chart_rules() + _yaml(CHART / "files" / "peering-rules.yaml")
+    rules = chart_rules()
     managed = {plural for _, _, plural in MANAGED_KINDS}
     allowed = managed | {
         "videomodels",
@@ -56,8 +56,6 @@ def test_rbac_grants_no_wildcards_no_secrets_and_only_managed_kinds() -> None:
         "events",
         "namespaces",
         "customresourcedefinitions",
-        "clusterkopfpeerings",
-        "kopfpeerings",
     }
     for rule in rules:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
@@ -84,3 +82,33 @@ async def test_rbac_enforcement_bites_when_a_needed_verb_is_missing() -> None:
 
         await cluster.eventually(denied, what="a denied Deployment apply")
         assert await cluster.get("Deployment", "models", "qwen2-vl-2b") is None
+
+
+def test_one_writer_no_peering_offered() -> None:
+    """Issue 8 defect 8: peering was described as leader election but let two replicas write.
+    The option is gone from the operator and the chart, which runs exactly one replica."""
+    import pytest
+
+    from videomodel_operator.handlers import OperatorConfig
+    from videomodel_operator.main import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--peering", "videomodel"])
+    assert not {"standalone", "peering_name"} & set(OperatorConfig.__dataclass_fields__)
+    values = _yaml(CHART / "values.yaml")
+    assert "peering" not in values
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "replicas: 1" in deployment and "type: Recreate" in deployment and "peering" not in deployment
+    assert "peering" not in (CHART / "templates" / "rbac.yaml").read_text()
+
+
+def test_service_account_create_false_requires_a_name() -> None:
+    """serviceAccount.create=false must not fall back to the namespace's `default` account."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = _yaml(CHART / "values.yaml")
+    unnamed = dict(values, serviceAccount={"create": False})
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(unnamed))
+    named = dict(values, serviceAccount={"create": False, "name": "ops"})
+    assert not list(jsonschema.Draft7Validator(schema).iter_errors(named))
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert 'default "default"' not in helpers and "required" in helpers

@@ -69,7 +69,11 @@ def test_crd_declares_subresources_columns_and_names() -> None:
     }
     assert "status" in version["subresources"]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert names == ["Model", "Ready", "Max video (s)", "Frames", "Context", "GPUs", "BudgetFits", "Age"]
+    assert names == ["Model", "Ready", "Max video (s)", "Frames", "Context", "GPUs", "BudgetFits", "Stalled", "Age"]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    # The columns show what runs, not what was asked for (an infeasible edit is not applied).
+    assert columns["Context"] == ".status.appliedPlan.maxModelLen"
+    assert columns["Max video (s)"] == ".status.appliedPlan.maxSeconds"
 
 
 def _validate(body: dict[str, Any]) -> None:
@@ -125,6 +129,16 @@ CROSS_FIELD: dict[str, dict[str, Any]] = {
     "two model sources": {"spec": {"model": {"source": {"local": {"path": "/m"}}}}},
     "tensor parallel above gpus": {"spec": {"engine": {"tensorParallelSize": 2}}},
     "no media at all": {"spec": {"budget": {"videosPerPrompt": 0, "imagesPerPrompt": 0}}},
+    # Issue 8 defect 6: what the API server would refuse only at apply time of a child.
+    "name not a DNS label": {"metadata": {"name": "qwen2.5-vl-7b"}},
+    "name over 58 characters": {"metadata": {"name": "a" * 59}},
+    "toleration Exists with a value": {
+        "spec": {"resources": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "present"}]}}
+    },
+    "tolerationSeconds without NoExecute": {
+        "spec": {"resources": {"tolerations": [{"key": "gpu", "operator": "Exists", "tolerationSeconds": 30}]}}
+    },
+    "rollout that cannot move": {"spec": {"rollout": {"maxSurge": 0, "maxUnavailable": 0}}},
 }
 
 
@@ -174,8 +188,10 @@ def test_cel_rules_reference_only_fields_of_their_schema() -> None:
     for path, node, rule in _cel_rules():
         for match in re.finditer(r"self((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", rule):
             fields = match.group(1).strip(".").split(".")
-            if fields[-1] in ("size",):
+            if fields[-1] in ("size", "matches"):
                 fields = fields[:-1]
+            if fields[:2] == ["metadata", "name"]:
+                continue  # the API server always serves metadata.name to root rules
             assert _resolve(node, fields), f"{path}: rule {rule!r} names unknown field self.{'.'.join(fields)}"
         assert rule.count("(") == rule.count(")"), rule
 
@@ -217,6 +233,9 @@ def _cel_failures(body: dict[str, Any]) -> list[str]:
             for name, sub in schema.get("properties", {}).items():
                 if name in value:
                     visit(sub, value[name], f"{path}.{name}")
+        if isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for index, item in enumerate(value):
+                visit(schema["items"], item, f"{path}[{index}]")
 
     schema = _schema()
     visit(schema, _default(schema, body), "")

@@ -4,6 +4,7 @@ details the operator promises (flags from the plan, hash rolls, owner refs, sizi
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from videomodel_operator.rendering import (
     render,
     render_deployment,
     server_args,
+    serving_contract,
 )
 from videomodel_operator.spec import parse_video_model
 
@@ -71,8 +73,8 @@ def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return [*pod.get("initContainers", []), *pod["containers"]]
 
 
-def assert_pss_restricted(pod: dict[str, Any]) -> None:
-    """Pod Security Standards "restricted" (v1.34 checks), plus our /dev/shm rule."""
+def assert_pss_restricted(pod: dict[str, Any], *, shm: bool = True) -> None:
+    """Pod Security Standards "restricted" (v1.34 checks), plus (``shm``) our /dev/shm rule."""
     for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
         assert not pod.get(forbidden), forbidden
     for volume in pod.get("volumes", []):
@@ -101,9 +103,10 @@ def assert_pss_restricted(pod: dict[str, Any]) -> None:
         assert "hostPort" not in str(container.get("ports", []))
         seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
         assert seccomp.get("type") in ("RuntimeDefault", "Localhost")
-    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
-    assert shm["emptyDir"]["medium"] == "Memory"
-    assert shm["emptyDir"]["sizeLimit"]
+    if shm:
+        dshm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+        assert dshm["emptyDir"]["medium"] == "Memory"
+        assert dshm["emptyDir"]["sizeLimit"]
 
 
 def test_pods_meet_pod_security_restricted(example_path: Path) -> None:
@@ -131,13 +134,15 @@ def test_server_flags_carry_the_plan() -> None:
     plan = plan_for(cr.spec)
     args = server_args(cr.spec, plan)
     flags = dict(zip(args[::2], args[1::2], strict=False))
-    assert flags["--max-model-len"] == str(plan.max_model_len) == "20804"
     assert flags["--model"] == "/models/Qwen2-VL-7B-Instruct"
     assert flags["--family"] == "qwen2_vl"
-    assert flags["--max-frames"] == "128"
-    assert flags["--fetch-timeout"] == "72.1"
+    assert flags["--budget-file"] == "/etc/videomodel/serving.json"
     assert flags["--allowed-media-domains"] == "media.example.com,storage.googleapis.com"
-    assert flags["--tensor-parallel-size"] == "1"
+    contract = json.loads(serving_contract(cr.spec, plan).to_json())
+    assert contract["engine"]["max_model_len"] == plan.max_model_len == 20804
+    assert contract["budget"]["max_frames"] == 128
+    assert contract["plan"]["fetch_timeout_seconds"] == 72.1
+    assert contract["engine"]["tensor_parallel_size"] == 1
     deployment = render_deployment(cr, plan)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -241,3 +246,176 @@ def test_cpu_demo_requests_no_gpu() -> None:
     resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert "nvidia.com/gpu" not in resources["requests"]
     assert resources["requests"]["memory"] == "6Gi"
+
+
+# -- issue 8 -----------------------------------------------------------------------------------
+
+
+def _cr(body: dict[str, Any]) -> Any:
+    return parse_video_model(body)
+
+
+def _kind(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind)
+
+
+async def test_the_hpa_metric_exceeds_its_target_under_load_so_it_scales_out() -> None:
+    """Defect 1: drive the server's admission past its cap; the metric the HPA reads must pass the
+    target, so the HPA's rule (ceil(replicas x value / target)) asks for more than minReplicas."""
+    import asyncio
+    import math
+
+    from videomodel_server.admission import Admission
+    from videomodel_server.budget.contract import AdmissionSettings
+    from videomodel_server.metrics import Metrics
+
+    cr = load_cr(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")
+    plan = plan_for(cr.spec)
+    hpa = _kind(render(cr, plan), "HorizontalPodAutoscaler")["spec"]
+    (metric,) = hpa["metrics"]
+    name, target = metric["pods"]["metric"]["name"], float(metric["pods"]["target"]["averageValue"])
+    cap = AdmissionSettings().max_concurrent_requests
+    assert target == cap, "the target is the server's admission cap, not a copy"
+    assert json.loads(serving_contract(cr.spec, plan).to_json())["admission"]["max_concurrent_requests"] == cap
+
+    admission = Admission(max_in_flight=cap, max_queued=4 * cap, queue_timeout=30, retry_after=1)
+    release = asyncio.Event()
+
+    async def request() -> None:
+        async with admission.slot():
+            await release.wait()
+
+    tasks = [asyncio.create_task(request()) for _ in range(3 * cap)]
+    await asyncio.sleep(0.05)
+    # Scrape the server's own /metrics registry, bound to this admission as the app binds it.
+    metrics = Metrics()
+    metrics.bind(
+        in_flight=lambda: admission.in_flight,
+        queued=lambda: admission.queued,
+        engine_unfinished=lambda: 0,
+        engine_ready=lambda: 1,
+    )
+    observed = {
+        family.name: family.samples[0].value
+        for family in metrics.registry.collect()
+        if family.name.startswith("videomodel_requests_") and family.samples
+    }
+    release.set()
+    await asyncio.gather(*tasks)
+    assert observed["videomodel_requests_in_flight"] == cap  # the old metric: stuck at the target
+    value = observed[name]
+    assert value > target
+    desired = math.ceil(hpa["minReplicas"] * value / target)
+    assert desired > hpa["minReplicas"], f"{name}={value} against {target} never scales out"
+
+
+def test_tmp_and_every_emptydir_are_sized_and_covered_by_ephemeral_storage() -> None:
+    """Defect 2: /tmp holds in-flight x videos x maxVideoBytes of spooled downloads."""
+    from videomodel_operator.units import parse_bytes
+    from videomodel_server.budget.contract import AdmissionSettings
+
+    cr = load_cr(EXAMPLES / "qwen3-vl-8b-h100.yaml")
+    plan = plan_for(cr.spec)
+    pod = render_deployment(cr, plan)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    spooled = AdmissionSettings().max_concurrent_requests * max(1, plan.videos_per_prompt) * plan.max_video_bytes
+    assert parse_bytes(volumes["tmp"]["emptyDir"]["sizeLimit"]) >= spooled > 1024**3
+    disk = sum(
+        parse_bytes(v["emptyDir"]["sizeLimit"])
+        for v in pod["volumes"]
+        if "emptyDir" in v and "medium" not in v["emptyDir"]
+    )
+    for container in pod["containers"] + pod.get("initContainers", []):
+        resources = container["resources"]
+        assert parse_bytes(resources["requests"]["ephemeral-storage"]) >= disk, container["name"]
+        assert parse_bytes(resources["limits"]["ephemeral-storage"]) >= disk, container["name"]
+
+
+def test_host_memory_grows_with_tensor_parallelism_and_counts_the_processor_cache() -> None:
+    """Defect 2: a flat 6 Gi base no longer; mm_processor_cache_gb is accounted."""
+    from videomodel_operator.rendering import sizing
+    from videomodel_operator.rendering.sizing import BASE_MEMORY
+
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    one = copy.deepcopy(body)
+    four = copy.deepcopy(body)
+    four["spec"]["resources"]["gpu"]["count"] = 4
+    four["spec"].setdefault("engine", {})["tensorParallelSize"] = 4
+    small, big = (sizing(_cr(b).spec, plan_for(_cr(b).spec)) for b in (one, four))
+    assert big.memory_bytes - big.shm_bytes >= small.memory_bytes - small.shm_bytes + 3 * 2 * 1024**3
+    cr = _cr(one)
+    plan = plan_for(cr.spec)
+    contract = serving_contract(cr.spec, plan)
+    assert contract.engine.mm_processor_cache_gb > 0  # written out for the server, and priced here
+    assert small.memory_bytes >= BASE_MEMORY + contract.engine.mm_processor_cache_gb * 1024**3 + small.shm_bytes
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"metadata": {"name": "qwen2.5-vl-7b"}}, "metadata.name"),
+        ({"metadata": {"name": "a" * 64}}, "metadata.name"),
+        (
+            {"spec": {"resources": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "x"}]}}},
+            "operator Exists must not set value",
+        ),
+        ({"spec": {"resources": {"affinity": {"nodeAfinity": {}}}}}, "nodeAfinity"),
+    ],
+)
+def test_names_and_fields_the_api_server_rejects_fail_at_render(
+    edit: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    """Defect 6: `videomodel render` exits non-zero with a clear message; the CRD's CEL agrees."""
+    import io
+
+    import yaml
+
+    from videomodel_operator.cli import EXIT_INVALID, main
+
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    if "metadata" in edit:
+        body["metadata"].update(edit["metadata"])
+    else:
+        body["spec"]["resources"].update(edit["spec"]["resources"])
+    path = tmp_path / "cr.yaml"
+    path.write_text(yaml.safe_dump(body))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["render", "-f", str(path)], out=out, err=err)
+    assert code == EXIT_INVALID, out.getvalue()
+    assert message in err.getvalue()
+
+
+def test_the_config_hash_covers_only_what_the_pod_consumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 7: rewording plan.txt (or plan.json) must not roll every model on an operator upgrade."""
+    from videomodel_operator.rendering import workload
+
+    cr = load_cr(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    plan = plan_for(cr.spec)
+    before = render_deployment(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    monkeypatch.setattr(workload, "plan_table", lambda plan: "reworded\n")
+    assert workload.render_config_map(cr, plan)["data"]["plan.txt"] == "reworded\n"
+    after = render_deployment(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    assert after == before
+
+
+def test_dns_egress_reaches_only_the_cluster_dns_and_extra_egress_is_added() -> None:
+    """Defect 10: port 53 is open to kube-dns / node-local DNS only; security.extraEgress adds rules."""
+    import ipaddress
+
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    extra = {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [{"protocol": "TCP", "port": 3128}]}
+    body["spec"].setdefault("security", {})["extraEgress"] = [extra]
+    cr = _cr(body)
+    policy = _kind(render(cr, plan_for(cr.spec)), "NetworkPolicy")
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    egress = policy["spec"]["egress"]
+    dns = [rule for rule in egress if any(p.get("port") == 53 for p in rule.get("ports", []))]
+    assert len(dns) == 1 and dns[0]["to"], "DNS egress must name its destinations"
+    for peer in dns[0]["to"]:
+        if "ipBlock" in peer:
+            network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            assert network.num_addresses == 1 and ipaddress.ip_address("169.254.169.254") not in network
+        else:
+            assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+            assert peer["podSelector"]["matchLabels"]
+    assert egress[-1] == extra

@@ -57,7 +57,9 @@ async def test_create_makes_every_child_with_owner_refs_and_a_full_status() -> N
         assert status["plan"]["maxModelLen"] == 20804 and status["plan"]["framesPerVideo"] == 128
         assert status["selector"] == f"app.kubernetes.io/name=videomodel-server,app.kubernetes.io/instance={NAME}"
         conditions = {c["type"]: c for c in status["conditions"]}
-        assert set(conditions) == {"Ready", "Progressing", "BudgetFits", "Degraded"}
+        assert set(conditions) == {"Ready", "Progressing", "BudgetFits", "Degraded", "Stalled"}
+        assert conditions["Stalled"]["status"] == "False"
+        assert status["appliedGeneration"] == 1 and status["appliedPlan"] == status["plan"]
         assert conditions["BudgetFits"]["status"] == "True"
         assert conditions["Degraded"]["status"] == "False"
         assert conditions["Progressing"]["status"] == "False"
@@ -121,8 +123,9 @@ async def test_budget_update_rolls_pods_through_the_config_hash() -> None:
         new_hash = new["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
         assert new_hash != old_hash
         assert new["metadata"]["generation"] == old["metadata"]["generation"] + 1
-        args = new["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args[args.index("--max-seconds") + 1] == "60"
+        config_map = await cluster.get("ConfigMap", NS, f"{NAME}-plan")
+        assert config_map is not None
+        assert json.loads(config_map["data"]["serving.json"])["budget"]["max_seconds"] == 60
         assert cr["status"]["plan"]["maxSeconds"] == 60
         assert cr["status"]["configHash"] == new_hash
 
@@ -363,3 +366,132 @@ async def test_deleting_the_model_is_not_blocked_and_nothing_is_recreated() -> N
         await asyncio.sleep(1.0)
         assert cluster.operator_writes()[before:] == []
         assert await cluster.get("ConfigMap", NS, f"{NAME}-plan") is None
+
+
+# -- issue 8: honest status, no adoption, replicas handover ----------------------------------------
+
+
+async def test_an_apply_refused_by_the_api_server_reaches_status_and_never_claims_ready() -> None:
+    """Defect 3: a 422 on apply is a Stalled/ApplyFailed condition, not a silent permanent error."""
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+
+        def deployment_apply(r: Any) -> bool:
+            return bool(r.method.value == "PATCH" and r.resource.plural == "deployments" and "fieldManager" in r.params)
+
+        refusal = cluster.server.inject(deployment_apply, 422, times=1000)
+        await cluster.patch("VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 60}}})
+
+        async def stalled() -> bool:
+            condition = await cluster.condition(NS, NAME, "Stalled")
+            return condition is not None and condition["status"] == "True" and condition["observedGeneration"] == 2
+
+        await cluster.eventually(stalled, what="Stalled=True")
+        assert refusal.hits >= 1
+        cr = await cluster.get("VideoModel", NS, NAME)
+        assert cr is not None
+        conditions = {c["type"]: c for c in cr["status"]["conditions"]}
+        assert conditions["Stalled"]["reason"] == "ApplyFailed"
+        assert "422" in conditions["Stalled"]["message"] and "Deployment" in conditions["Stalled"]["message"]
+        assert conditions["Ready"]["status"] == "False" and conditions["Degraded"]["status"] == "True"
+        assert cr["status"]["appliedGeneration"] == 1
+        assert cr["status"]["appliedPlan"]["maxSeconds"] != 60  # what runs, not what was asked
+        events = [
+            obj.raw
+            for (res, _, _), obj in cluster.server.objects.items()
+            if res.plural == "events" and not obj.deleted and obj.raw.get("reason") == "ApplyFailed"
+        ]
+        assert len(events) == 1 and events[0]["type"] == "Warning"
+
+
+async def test_an_infeasible_edit_is_not_ready_and_the_columns_show_the_applied_plan() -> None:
+    """Defect 4: status keeps the applied plan apart from the requested one."""
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        await cluster.patch(
+            "VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 600, "maxFrames": 768, "maxPixels": 602112}}}
+        )
+
+        async def stalled() -> bool:
+            condition = await cluster.condition(NS, NAME, "Stalled")
+            return condition is not None and condition["status"] == "True" and condition["observedGeneration"] == 2
+
+        await cluster.eventually(stalled, what="Stalled=True")
+        cr = await cluster.get("VideoModel", NS, NAME)
+        assert cr is not None
+        status = cr["status"]
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["Ready"]["status"] == "False" and conditions["Ready"]["reason"] == "InfeasibleBudget"
+        assert conditions["Stalled"]["reason"] == "InfeasibleBudget"
+        assert status["appliedGeneration"] == 1
+        assert status["appliedPlan"]["maxModelLen"] == 20804 and status["appliedPlan"]["maxSeconds"] != 600
+        assert status["plan"]["maxSeconds"] == 600  # the request, for `kubectl get -o yaml`
+
+
+async def test_an_existing_object_of_the_same_name_is_never_adopted() -> None:
+    """Defect 5: a foreign Service keeps its selector and gets no owner reference."""
+    async with running_cluster() as cluster:
+        foreign = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": NAME, "namespace": NS, "labels": {"team": "someone-else"}},
+            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        }
+        await cluster.request("POST", f"/api/v1/namespaces/{NS}/services", foreign)
+        await cluster.create(example())
+
+        async def stalled() -> bool:
+            condition = await cluster.condition(NS, NAME, "Stalled")
+            return condition is not None and condition["status"] == "True"
+
+        await cluster.eventually(stalled, what="Stalled=True")
+        service = await cluster.get("Service", NS, NAME)
+        assert service is not None
+        assert not service["metadata"].get("ownerReferences"), "the foreign Service was adopted"
+        assert service["spec"]["selector"] == {"app": "legacy"}
+        condition = await cluster.condition(NS, NAME, "Stalled")
+        assert condition is not None and condition["reason"] == "NotOwner"
+        assert f"Service {NS}/{NAME}" in condition["message"]
+        ready = await cluster.condition(NS, NAME, "Ready")
+        assert ready is not None and ready["status"] == "False"
+        events = [
+            obj.raw
+            for (res, _, _), obj in cluster.server.objects.items()
+            if res.plural == "events" and not obj.deleted and obj.raw.get("reason") == "NotOwner"
+        ]
+        assert len(events) == 1 and f"Service {NS}/{NAME}" in events[0]["message"]
+
+
+async def test_switching_from_replicas_to_autoscaling_hands_the_replica_count_over() -> None:
+    """Defect 9: before the apply that drops spec.replicas, another manager takes the field."""
+    from videomodel_operator.reconciling import HANDOVER_MANAGER
+
+    async with running_cluster() as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+        start = len(cluster.server)
+        await cluster.patch(
+            "VideoModel", NS, NAME, {"spec": {"replicas": None, "autoscaling": {"minReplicas": 1, "maxReplicas": 4}}}
+        )
+        await converged(cluster, generation=2)
+        applies = [
+            (r.params["fieldManager"], json.loads(r.body))
+            for r in list(cluster.server)[start:]
+            if "fieldManager" in r.params and r.resource is not None and r.resource.plural == "deployments"
+        ]
+        managers = [manager for manager, _ in applies]
+        assert HANDOVER_MANAGER in managers, managers
+        handover_at = managers.index(HANDOVER_MANAGER)
+        handover = applies[handover_at][1]
+        assert handover["spec"] == {"replicas": 2}, "the handover keeps the running count"
+        main = [body for manager, body in applies[handover_at + 1 :] if manager == "videomodel-operator"]
+        assert main and "replicas" not in main[0]["spec"]
+        deployment = await cluster.get("Deployment", NS, NAME)
+        assert deployment is not None and deployment["spec"]["replicas"] == 2
+        # Once handed over, later passes neither repeat the handover nor write anything.
+        await asyncio.sleep(0.5)  # let kopf's own bookkeeping write for the update settle
+        writes = cluster.operator_writes()
+        await asyncio.sleep(1.0)
+        assert cluster.operator_writes()[len(writes) :] == []

@@ -75,11 +75,32 @@ def test_progress_deadline_is_degraded() -> None:
 
 
 def test_infeasible_keeps_serving_and_says_so() -> None:
+    """Issue 8 defect 4: an unapplied generation is never Ready, and the applied plan stays apart."""
     verdict = Verdict(generation=4, desired_replicas=2, feasible=False, problems=("too long",), applied=False)
-    c = conditions(summary(verdict, deployment()))
+    previous = {"appliedGeneration": 3, "appliedPlan": {"maxModelLen": 7}, "configHash": "old"}
+    status = summary(verdict, deployment(), previous)
+    c = conditions(status)
     assert c["BudgetFits"]["status"] == "False" and c["BudgetFits"]["message"] == "too long"
-    assert c["Degraded"]["status"] == "True" and "keeps serving" in c["Degraded"]["message"]
-    assert c["Ready"]["status"] == "True"  # the old workload really is ready
+    assert c["Degraded"]["status"] == "True" and "generation 3 keeps serving" in c["Degraded"]["message"]
+    # kubectl wait --for=condition=Ready must not pass on generation 4, which runs nowhere.
+    assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "InfeasibleBudget"
+    assert c["Stalled"]["status"] == "True" and c["Stalled"]["observedGeneration"] == 4
+    assert status["appliedGeneration"] == 3 and status["appliedPlan"] == {"maxModelLen": 7}
+    assert status["plan"] == {"maxModelLen": 1} and status["configHash"] == "old"
+
+
+def test_an_applied_generation_records_its_plan() -> None:
+    status = summary(FEASIBLE, deployment())
+    assert status["appliedGeneration"] == 3 and status["appliedPlan"] == status["plan"]
+    assert conditions(status)["Stalled"]["status"] == "False"
+
+
+def test_an_apply_refusal_is_stalled_with_the_servers_message() -> None:
+    """Issue 8 defect 3 (pure part): the API server's message reaches a condition."""
+    verdict = Verdict(3, 2, True, applied=False, blocked=("ApplyFailed", "Deployment m/x: 422 Invalid: bad"))
+    c = conditions(summary(verdict, deployment(), {"appliedGeneration": 2}))
+    assert c["Stalled"]["reason"] == "ApplyFailed" and "422 Invalid: bad" in c["Stalled"]["message"]
+    assert c["Ready"]["status"] == "False" and c["Degraded"]["status"] == "True"
 
 
 def test_invalid_spec() -> None:

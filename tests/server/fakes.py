@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from videomodel_server.conversation import MediaRef, Sampling, Turn
 from videomodel_server.engine import ChoiceDelta, EngineInput, EngineStep, TokenLogprobInfo, template_messages
 from videomodel_server.errors import UnprocessableMedia
+from videomodel_server.jobs import MediaRef, Sampling, Turn
 from videomodel_server.loading import LoadedMedia
 
 

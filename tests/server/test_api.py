@@ -249,6 +249,41 @@ def test_body_over_the_cap_is_413() -> None:
         _assert_envelope(_post(s, big, key=None), 413, "1000")
 
 
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(field)
+
+
+@pytest.mark.parametrize("size", [50 * 1024**2, 2 * 1024**2], ids=["50MiB", "2MiB"])
+def test_over_long_text_is_refused_by_length_fast_and_in_bounded_memory(
+    server: ThreadedServer, engine: FakeEngine, size: int
+) -> None:
+    """Refused before anything tokenizes it: at once, and the process grows by a bounded amount.
+
+    (Before the byte bound, a 50 MiB text was tokenized in full: the API process grew to 20 GB.)
+    The server runs in this process, so this process's RSS is the server's; its peak is reset
+    first (Linux: 5 into /proc/self/clear_refs).
+    """
+    body = json.dumps({"messages": [{"role": "user", "content": "word " * (size // 5)}]}).encode()
+    baseline = _status_bytes("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    started = time.monotonic()
+    reply = _post(server, body, timeout=120)
+    elapsed = time.monotonic() - started
+    peak, after = _status_bytes("VmHWM"), _status_bytes("VmRSS")
+    _assert_envelope(reply, 400, "--max-prompt-tokens")
+    assert reply.json()["error"]["code"] == "over_budget"
+    assert engine.started == []
+    assert elapsed < 10, f"refusing {size} bytes of text took {elapsed:.1f} s"
+    # The body passes through a few copies (the client's send, the HTTP parser, the body buffer, the
+    # parsed JSON string): about 5x at the peak here, against some 19x when the fake engine's
+    # tokenizer ran on it (and 400x with a real one). What stays is allocator slack, reused next time.
+    assert peak - baseline < 6 * len(body) + 64 * 1024**2, f"peak grew by {(peak - baseline) / 1024**2:.0f} MiB"
+    assert after - baseline < 128 * 1024**2, f"RSS grew by {(after - baseline) / 1024**2:.0f} MiB"
+
+
 def test_unknown_route_and_method_use_the_envelope(server: ThreadedServer) -> None:
     _assert_envelope(httpx.get(server.url + "/v1/nope"), 404)
     _assert_envelope(httpx.get(server.url + "/v1/chat/completions", headers={"authorization": "Bearer sekret"}), 405)

@@ -1,12 +1,15 @@
-"""When vLLM's engine process dies under a live server, the server says so instead of hanging.
+"""The server and vLLM's engine process do not outlive each other unnoticed.
 
-A real server on the tiny Qwen2-VL checkpoint; the test kills its EngineCore process with
-SIGKILL (what the OOM killer does) and checks that ``/health`` turns 503 (so Kubernetes stops
-routing to the pod and restarts it) and that a chat request gets a prompt 503 envelope.
+A real server on the tiny Qwen2-VL checkpoint. When its EngineCore process is killed with
+SIGKILL (what the OOM killer does), ``/health`` turns 503 (so Kubernetes stops routing to the
+pod and restarts it) and a chat request gets a prompt 503 envelope. When the server process
+itself is killed, the EngineCore (and every other process the server started) dies with it
+instead of holding its memory as an orphan (:mod:`videomodel_server.watchdog`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -16,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from videomodel_server import watchdog
 from videomodel_server.budget import Family, VideoBudget
 
 from .engine_harness import ENGINE_PASSTHROUGH, ServerProcess, _descendants
@@ -75,3 +79,26 @@ def test_dead_engine_turns_health_503_and_fails_requests_fast(server: ServerProc
     )
     assert reply.status_code == 503
     assert reply.json()["error"]["code"] == "not_ready"
+
+
+def test_engine_core_dies_with_a_killed_server(tiny_model_dir: Callable[[Family], Path], tmp_path: Path) -> None:
+    args = ["--model", str(tiny_model_dir(Family.QWEN2_VL)), *budget_flags(BUDGET), *ENGINE_PASSTHROUGH]
+    server = ServerProcess(args, tmp_path / "server.log").start()
+    assert server.proc is not None
+    started = {pid: watchdog.start_time(pid) for pid in _descendants(server.proc.pid)}
+    assert _engine_core_pids(server.proc.pid), "no EngineCore process found under the server"
+    server.proc.kill()  # SIGKILL: no shutdown code runs in the server
+    server.proc.wait(timeout=30)
+
+    def survivors() -> list[int]:
+        return [pid for pid, at in started.items() if at is not None and watchdog.start_time(pid) == at]
+
+    deadline = time.monotonic() + 30
+    while survivors() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = survivors()
+    for pid in left:  # do not leak them into the rest of the session
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in left if Path(f"/proc/{pid}").exists()}
+    assert not left, f"processes outlived the killed server: {names}"

@@ -21,6 +21,7 @@ import pytest
 
 from videomodel_devtools.synthetic_videos import HOSTILE, VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, image_tokens, smart_resize
+from videomodel_server.budget.contract import to_flags
 
 from .conftest import data_url, predicted_video_tokens, video_part
 from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess, metric
@@ -48,19 +49,8 @@ PROMPT = "Describe the video."
 
 
 def budget_flags(budget: VideoBudget) -> list[str]:
-    flags = {
-        "--max-seconds": budget.max_seconds,
-        "--fps": budget.fps,
-        "--max-frames": budget.max_frames,
-        "--min-pixels": budget.min_pixels,
-        "--max-pixels": budget.max_pixels,
-        "--videos-per-prompt": budget.videos_per_prompt,
-        "--images-per-prompt": budget.images_per_prompt,
-        "--max-video-bytes": budget.max_video_bytes,
-        "--max-prompt-tokens": budget.max_prompt_tokens,
-        "--max-output-tokens": budget.max_output_tokens,
-    }
-    return [str(x) for k, v in flags.items() if v is not None for x in (k, v)]
+    """The budget as the flags someone starting the server by hand types (every field, generated)."""
+    return to_flags(budget)
 
 
 @pytest.fixture(scope="module")

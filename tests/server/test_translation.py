@@ -1,4 +1,4 @@
-"""Pure checks of a chat request: limits, clamping (never past the budget), sampling parameters."""
+"""Pure checks of a chat request (api.chat.translation): limits, clamping (never past the budget), sampling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from videomodel_server.api.protocol import ChatCompletionRequest
-from videomodel_server.conversation import MediaRef, RequestLimits, build
+from videomodel_server.api.chat.protocol import ChatCompletionRequest
+from videomodel_server.api.chat.translation import build
 from videomodel_server.errors import InvalidRequest, OverBudget
+from videomodel_server.jobs import MediaRef, RequestLimits
 
 LIMITS = RequestLimits(
     model_name="m",
@@ -23,6 +24,8 @@ LIMITS = RequestLimits(
     videos_per_prompt=2,
     images_per_prompt=1,
     max_output_tokens=256,
+    max_prompt_tokens=64,
+    max_text_bytes=64 * 32,
 )
 
 
@@ -119,3 +122,21 @@ def test_media_only_in_user_messages_and_no_tools() -> None:
     tool = ChatCompletionRequest.model_validate({"messages": [{"role": "tool", "content": "x"}]})
     with pytest.raises(InvalidRequest, match="tool messages"):
         build(tool, LIMITS)
+
+
+def test_text_over_the_byte_bound_is_refused_naming_the_limit_and_the_flag() -> None:
+    limit = LIMITS.max_text_bytes
+    build(_req("x" * limit), LIMITS)
+    with pytest.raises(OverBudget, match=r"at most 2048 bytes of text .*--max-prompt-tokens") as info:
+        build(_req("x" * (limit + 1)), LIMITS)
+    assert info.value.param == "messages" and info.value.status == 400
+    # Counted over every message and text part, in UTF-8 bytes (é is two).
+    parts = [{"type": "text", "text": "é" * (limit // 4)}] * 2
+    build(_req([{"type": "text", "text": "é" * (limit // 4)}]), LIMITS)
+    with pytest.raises(OverBudget, match=f"is {limit + 2} bytes"):
+        build(_req([*parts, {"type": "text", "text": "a"}, {"type": "text", "text": "b"}]), LIMITS)
+
+
+def test_huge_text_is_refused_by_its_length_alone() -> None:
+    with pytest.raises(OverBudget, match="at least 50000000 bytes"):
+        build(_req("x" * 50_000_000), LIMITS)

@@ -27,6 +27,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "videomodel-operator.fullname" .) .Values.serviceAccount.name -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- required "serviceAccount.name: the name of an existing ServiceAccount is required when serviceAccount.create is false (the operator never runs as the namespace's default account)" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}

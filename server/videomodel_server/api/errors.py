@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import InvalidRequest, ServerError, Unavailable
+from ..errors import InvalidRequest, RoutingError, ServerError, Unavailable
 from .protocol import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,11 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        err = ServerError(
-            str(exc.detail) if exc.status_code < 500 else "internal error", code=_http_code(exc.status_code)
+        err = RoutingError(
+            str(exc.detail) if exc.status_code < 500 else "internal error",
+            status=exc.status_code,
+            code=_http_code(exc.status_code),
         )
-        err.status = exc.status_code
-        err.type = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return error_response(err, headers=dict(exc.headers or {}))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

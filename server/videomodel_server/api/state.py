@@ -1,4 +1,4 @@
-"""What the routes share: one :class:`AppState`, built by the CLI (or a test) and injected."""
+"""What the routes share: one :class:`AppState`, built at start-up (`wiring.build_state`) or by a test."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from fastapi import Request
 
 from ..admission import Admission
 from ..budget import ModelSpec, Plan, VideoBudget
-from ..conversation import RequestLimits
 from ..engine import Engine
+from ..jobs import RequestLimits
 from ..loading import MediaLoader
 from ..metrics import Metrics
-from ..serving import ChatService
 from ..settings import ServerSettings
+from .chat.service import ChatService
 
 
 @dataclass

@@ -4,8 +4,9 @@ Public surface (everything else is private): :func:`load_video` / :func:`load_im
 their settings (:class:`MediaLimits`, :class:`SamplingBudget`, :class:`SamplingOverrides`,
 :class:`ImageBudget`), the seams (:class:`Fetcher` with an injectable resolver,
 :class:`DecodePool`), the results, and the error tree rooted at :class:`MediaError`. Pure
-parts (URL and address validation, sampling) are usable on their own. No FastAPI here: the API
-layer maps :class:`MediaError` to the OpenAI error envelope.
+parts (URL and address validation, sampling) are usable on their own. No FastAPI here: every
+:class:`MediaError` is also a :class:`~videomodel_server.errors.ServerError` of a fixed category,
+which ``videomodel_server.api.errors`` turns into the OpenAI error envelope like any other.
 """
 
 from .addresses import is_fetchable, refusal_reason
@@ -23,9 +24,9 @@ from .errors import (
     InvalidVideo,
     LocalFileRefused,
     MediaError,
+    MediaOverBudget,
     MediaUnavailable,
     NoVideoStream,
-    OverBudget,
     TooLarge,
     TooManyRedirects,
     UnsupportedScheme,
@@ -61,9 +62,9 @@ __all__ = [
     "LocalFileRefused",
     "MediaError",
     "MediaLimits",
+    "MediaOverBudget",
     "MediaUnavailable",
     "NoVideoStream",
-    "OverBudget",
     "PoolStats",
     "ProbeResult",
     "Resolver",

@@ -45,12 +45,22 @@ class DecodedFrames:
     peak_rss_bytes: int = 0
     """The worker's peak resident set during this job (VmHWM, reset before each job)."""
     frames_decoded: int = 0
-    """Frames the decoder produced to find these (the work done; seeking lowers it)."""
+    """Frames the decoder walked to find these: built, or dropped unbuilt as unneeded
+    non-reference frames (the work done; seeking lowers it)."""
     seeks: int = 0
+    frames_built: int = 0
+    """Frames the decoder fully reconstructed (``frames_decoded`` less the ones dropped unbuilt)."""
 
 
-def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> DecodedFrames:
-    """Decode the frames ``plan`` asks for from an open file (PyAV; worker process only)."""
+def decode_frames(
+    file: IO[bytes], plan: SamplingPlan, threads: int = 1, *, skip_unneeded: bool = True
+) -> DecodedFrames:
+    """Decode the frames ``plan`` asks for from an open file (PyAV; worker process only).
+
+    ``threads``: FFmpeg decoding threads (frame and slice threads when above 1).
+    ``skip_unneeded``: let the decoder drop, unbuilt, non-reference frames that cannot be on
+    screen at any target (constant-rate streams; the frames returned are the same either way).
+    """
     import av
 
     coded_w, coded_h = plan.coded_size
@@ -58,6 +68,7 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
     times: list[float] = []
     selector: FrameSelector[VideoFrame] = FrameSelector.for_plan(plan)
     errors = 0
+    walked = 0
 
     def keep(kept: list[tuple[VideoFrame, float]]) -> None:
         for frame, t in kept:
@@ -81,9 +92,21 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
         def time_of(frame: VideoFrame) -> float | None:
             return float(frame.pts * tb) if frame.pts is not None and tb is not None else None
 
+        skipping = skip_unneeded and not plan.variable_rate and tb is not None
+        mode = "DEFAULT"
         while not selector.done:
             try:
                 for packet in container.demux(stream):
+                    if packet.size:
+                        walked += 1
+                    if skipping:
+                        # Per packet: the setting travels with it to whichever frame thread
+                        # decodes it. Only non-reference frames are ever dropped (no other
+                        # frame changes); see FrameSelector.needs for why none is a target's.
+                        pts = packet.pts
+                        wanted = "DEFAULT" if selector.needs(None if pts is None else float(pts * tb)) else "NONREF"
+                        if wanted != mode:
+                            cc.skip_frame = mode = wanted
                     try:
                         decoded = packet.decode()
                     except av.error.FFmpegError:
@@ -100,19 +123,23 @@ def decode_frames(file: IO[bytes], plan: SamplingPlan, threads: int = 1) -> Deco
                 break  # the demuxer cannot go on: treat as the end of the stream (checked below)
             if selector.seek_to is None or tb is None:
                 break  # end of stream
+            if mode != "DEFAULT":
+                cc.skip_frame = mode = "DEFAULT"
             try:
                 container.seek(int(selector.seek_to / tb), stream=stream, backward=True, any_frame=False)
                 selector.seeked()
             except av.error.FFmpegError:
                 selector.seek_failed()
         # End of stream: flush the decoder; the selector fills any targets left.
+        if mode != "DEFAULT":
+            cc.skip_frame = "DEFAULT"
         try:
             for frame in stream.decode(None):
                 keep(selector.offer(frame, time_of(frame), draining=True))
         except av.error.FFmpegError:
             pass
         keep(selector.finish())
-    return DecodedFrames(out, tuple(times), peak_rss_bytes(), selector.frames_seen, selector.seeks)
+    return DecodedFrames(out, tuple(times), peak_rss_bytes(), walked, selector.seeks, selector.frames_seen)
 
 
 def reset_peak_rss() -> None:

@@ -1,10 +1,12 @@
-"""The media pipeline's one error tree, each error carrying its HTTP status and a stable code.
+"""The media pipeline's errors: a branch of the server's one error tree.
 
-Callers catch :class:`MediaError` and map ``status``/``code``/``message``/``param`` into the
-OpenAI error envelope; nothing here knows about FastAPI. Status codes follow SECURITY.md item
-10: bad input is 400 (malformed), 413 (too many bytes) or 422 (well-formed media outside the
-model's budget); a fetch that runs out of time is **408**; our own capacity problems are 503.
-Never 5xx for bad input.
+Each error is a :class:`MediaError` and one of the categories of
+:mod:`videomodel_server.errors`, which fixes its HTTP status and OpenAI type; the class adds a
+stable ``code``. The server reports them as they are (the loader only fills in ``param``, the
+request field at fault); nothing maps them by status. Categories follow SECURITY.md item 10: bad
+input is 400 (malformed), 413 (too many bytes) or 422 (well-formed media outside the model's
+budget); a fetch that runs out of time is **408**; our own capacity problems are 503. Never 5xx
+for bad input.
 
 Why 408 for fetch timeouts: the slow party is the media host the client named, so it is a
 client-side problem (not 5xx), and 408 tells the client that trying again later may work (a
@@ -14,33 +16,32 @@ Messages are written for the client and name the setting and the value ("video i
 long; this model accepts at most 300 s (maxSeconds)"). They NEVER contain the URL, raw bytes,
 base64, object reprs, resolved IP addresses or upstream error text: messages are built only
 from numbers and fixed words here, so a hostile input cannot smuggle anything into a response
-or log line.
+or log line. No FastAPI here: :mod:`videomodel_server.errors` is pure.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from ..errors import (
+    InvalidRequest,
+    MediaTimeout,
+    OverBudget,
+    PayloadTooLarge,
+    ServerError,
+    Unavailable,
+    UnprocessableMedia,
+)
 
 
-class MediaError(Exception):
+class MediaError(ServerError):
     """Base of every error the media pipeline raises on purpose.
 
-    ``status``: HTTP status to answer with; ``code``: a stable machine-readable reason (also a
-    bounded metrics label); ``param``: the request field at fault, when the caller knows it
-    (``load_video`` leaves it None; the API layer fills in e.g. ``messages[0].content[1]``).
+    ``code``: a stable machine-readable reason (also a bounded metrics label); ``param``: the
+    request field at fault, when the caller knows it (``load_video`` leaves it None; the server's
+    loader fills in e.g. ``messages[0].content[1]``). The status comes from the category each
+    subclass also derives from.
     """
 
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "invalid_media"
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
-    def with_param(self, param: str | None) -> MediaError:
-        self.param = param
-        return self
+    code = "invalid_media"
 
     def __reduce__(self) -> tuple[object, ...]:
         # Errors cross the worker-process boundary by pickle; keep param.
@@ -57,99 +58,96 @@ def _rebuild(cls: type[MediaError], message: str, param: str | None) -> MediaErr
 # -- fetch: 400 --------------------------------------------------------------------------------
 
 
-class InvalidMediaURL(MediaError):
+class InvalidMediaURL(MediaError, InvalidRequest):
     """Not a parseable URL, or one with parts we refuse (credentials, missing host)."""
 
     code = "invalid_media_url"
 
 
-class UnsupportedScheme(MediaError):
+class UnsupportedScheme(MediaError, InvalidRequest):
     code = "unsupported_media_scheme"
 
 
-class ForbiddenAddress(MediaError):
+class ForbiddenAddress(MediaError, InvalidRequest):
     """The host resolves to a non-global address (SSRF guard). The address is never named."""
 
     code = "media_address_forbidden"
 
 
-class DomainNotAllowed(MediaError):
+class DomainNotAllowed(MediaError, InvalidRequest):
     code = "media_domain_not_allowed"
 
 
-class LocalFileRefused(MediaError):
+class LocalFileRefused(MediaError, InvalidRequest):
     """``file://`` outside the allowed root, through a symlink or ``..``, or not a regular file."""
 
     code = "media_file_refused"
 
 
-class FetchFailed(MediaError):
+class FetchFailed(MediaError, InvalidRequest):
     """The host could not be resolved or reached, or answered with an error status."""
 
     code = "media_fetch_failed"
 
 
-class TooManyRedirects(MediaError):
+class TooManyRedirects(MediaError, InvalidRequest):
     code = "media_too_many_redirects"
 
 
-class InvalidDataURL(MediaError):
+class InvalidDataURL(MediaError, InvalidRequest):
     code = "invalid_data_url"
 
 
-class TooLarge(MediaError):
-    status = 413
+class TooLarge(MediaError, PayloadTooLarge):
     code = "media_too_large"
 
 
-class FetchTimeout(MediaError):
-    status = 408
+class FetchTimeout(MediaError, MediaTimeout):
     code = "media_fetch_timeout"
 
 
 # -- probe and decode ----------------------------------------------------------------------------
 
 
-class InvalidVideo(MediaError):
+class InvalidVideo(MediaError, InvalidRequest):
     """Not a video we can read: not a container, corrupt, truncated, or the decoder failed."""
 
     code = "invalid_video"
 
 
-class InvalidImage(MediaError):
+class InvalidImage(MediaError, InvalidRequest):
     code = "invalid_image"
 
 
-class OverBudget(MediaError):
-    """Well-formed media the model's budget does not accept (too long, too many streams...)."""
+class MediaOverBudget(MediaError, OverBudget):
+    """Well-formed media the model's budget does not accept (too long, too many streams...).
+
+    The server's one :class:`~videomodel_server.errors.OverBudget`, answered 422 (unprocessable
+    media) rather than 400: the request was fine, the video it names is not."""
 
     status = 422
     code = "video_over_budget"
 
 
-class NoVideoStream(MediaError):
-    status = 422
+class NoVideoStream(MediaError, UnprocessableMedia):
     code = "video_no_video_stream"
 
 
-class DecodeTimeout(MediaError):
+class DecodeTimeout(MediaError, UnprocessableMedia):
     """Decoding took longer than the per-video limit: the worker was killed."""
 
-    status = 422
     code = "video_decode_timeout"
 
 
-class DecodeMemory(MediaError):
+class DecodeMemory(MediaError, UnprocessableMedia):
     """Decoding needed more memory than the per-worker limit."""
 
-    status = 422
     code = "video_decode_memory"
 
 
-class MediaUnavailable(MediaError):
+class MediaUnavailable(MediaError, Unavailable):
     """Our side cannot take the work now (pool shut down): not the client's fault."""
 
-    status = 503
     code = "media_unavailable"
 
 
@@ -166,9 +164,9 @@ __all__ = [
     "InvalidVideo",
     "LocalFileRefused",
     "MediaError",
+    "MediaOverBudget",
     "MediaUnavailable",
     "NoVideoStream",
-    "OverBudget",
     "TooLarge",
     "TooManyRedirects",
     "UnsupportedScheme",

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from videomodel_server.budget import FamilyGeometry, GeometryError, VideoBudget, smart_resize
 
-from .errors import InvalidImage, OverBudget, TooLarge
+from .errors import InvalidImage, MediaOverBudget, TooLarge
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def decode_image(file: IO[bytes], budget: ImageBudget, max_image_pixels: int) ->
             try:
                 h, w = smart_resize(height, width, budget.factor, budget.min_pixels, budget.max_pixels)
             except GeometryError:
-                raise OverBudget(f"an image of {width}x{height} cannot be resized within the budget") from None
+                raise MediaOverBudget(f"an image of {width}x{height} cannot be resized within the budget") from None
             image = ImageOps.exif_transpose(image)
             if image.size != (width, height):  # EXIF rotation swapped the sides
                 h, w = w, h

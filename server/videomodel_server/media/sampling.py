@@ -34,7 +34,7 @@ from videomodel_server.budget import (
     smart_resize,
 )
 
-from .errors import OverBudget
+from .errors import MediaOverBudget
 from .limits import SamplingBudget
 from .probe import ProbeResult
 
@@ -97,10 +97,10 @@ class SamplingPlan:
 
 
 def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | None = None) -> SamplingPlan:
-    """Choose frames and geometry for one probed video. Raises ``OverBudget`` (422) when the
+    """Choose frames and geometry for one probed video. Raises ``MediaOverBudget`` (422) when the
     video cannot be represented (too few frames, extreme aspect ratio)."""
     if probe.duration is None:
-        raise OverBudget("the video's duration is unknown")
+        raise MediaOverBudget("the video's duration is unknown")
     duration = max(probe.duration, 0.0)
     fps = probe.fps
     if probe.frame_count:
@@ -113,7 +113,7 @@ def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | 
         fps = TIMESTAMP_GRID_FPS
         total = max(1, math.floor(duration * fps + 0.5))
     if total < FRAME_FACTOR:
-        raise OverBudget(f"the video has {total} frame; at least {FRAME_FACTOR} are needed")
+        raise MediaOverBudget(f"the video has {total} frame; at least {FRAME_FACTOR} are needed")
     try:
         if num_frames is None:
             nframes = smart_nframes(total, fps, budget.fps, budget.max_frames)
@@ -145,9 +145,9 @@ def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | 
     )
 
 
-def _geometry_error(probe: ProbeResult, total: int) -> OverBudget:
+def _geometry_error(probe: ProbeResult, total: int) -> MediaOverBudget:
     w, h = probe.display_width, probe.display_height
     ratio = max(w, h) / max(1, min(w, h))
     if ratio > 200:
-        return OverBudget(f"video frames are {w}x{h} (aspect ratio {ratio:.0f}:1); at most 200:1 is supported")
-    return OverBudget(f"a {w}x{h} video of {total} frames cannot be sampled within the budget")
+        return MediaOverBudget(f"video frames are {w}x{h} (aspect ratio {ratio:.0f}:1); at most 200:1 is supported")
+    return MediaOverBudget(f"a {w}x{h} video of {total} frames cannot be sampled within the budget")

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 F = TypeVar("F")
 
+SKIP_WINDOW_FRAMES = 2.5
+"""A frame more than this many source frame intervals before the next target cannot be the one
+on screen at it (a later frame comes first): its decoding may be skipped when nothing refers to
+it (constant-rate streams only, where no gap between two frames is that long)."""
 SEEK_GAP_SECONDS = 1.0
 """Seek (to the keyframe before the target) instead of decoding through gaps longer than this;
 seeking stops for the rest of a file as soon as one seek fails to move forward."""
@@ -74,6 +78,9 @@ class FrameSelector(Generic[F]):
         self.seek_to: float | None = None
         """A target to seek to (set by :meth:`offer`; cleared by :meth:`seeked`/:meth:`seek_failed`)."""
         self.can_seek = True
+        self.can_skip = True
+        """Whether :meth:`needs` may answer False (cleared once a frame comes without a time)."""
+        self.skip_window = SKIP_WINDOW_FRAMES / source_fps
         self._prev: F | None = None
         self._prev_time = -1.0
         self._seek_origin: float | None = None
@@ -99,6 +106,20 @@ class FrameSelector(Generic[F]):
         """Time of the last frame offered (``-1.0`` before any)."""
         return self._prev_time
 
+    def needs(self, t: float | None) -> bool:
+        """Whether a frame at time ``t`` (its packet's time, before decoding) may be kept.
+
+        False only when ``t`` is more than :attr:`skip_window` before the next target: the frame
+        on screen at that target (and at every later one) comes later, so a decoder may drop
+        this frame unbuilt when no other frame refers to it (FFmpeg's ``skip_frame=NONREF``).
+        Safe while the decoder's output lags its input (reordering, frame threads): the
+        targets already filled were filled by frames shown before ``t``, and the next target
+        seen from here is never later than the true one.
+        """
+        if t is None or not self.can_skip or self.done or self._prev is None:
+            return True
+        return t >= self.targets[self.filled] - self.skip_window
+
     def offer(self, frame: F, t: float | None, *, draining: bool = False) -> list[tuple[F, float]]:
         """Take the next decoded frame, at time ``t`` (None: unknown); return the frames to keep.
 
@@ -108,6 +129,7 @@ class FrameSelector(Generic[F]):
         seen; no seek is asked for).
         """
         if t is None:
+            self.can_skip = False  # positions stand in for times now: every frame must be seen
             t = self._prev_time if draining else self.start_time + self.frames_seen / self.source_fps
         if not draining:
             self.frames_seen += 1

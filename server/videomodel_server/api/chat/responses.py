@@ -1,14 +1,17 @@
 """Pure builders of the OpenAI response objects from engine deltas (no I/O, no clock).
 
 :class:`Accumulator` folds :class:`~videomodel_server.engine.EngineStep` deltas into a
-non-streaming completion; :func:`chunk` and :func:`sse` shape the streaming ones.
+non-streaming completion; :func:`chunk` and :func:`sse` shape the streaming ones; :func:`report`
+is this server's ``videomodel`` extension (clamps, stage timings, what was done to each medium).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .api.protocol import (
+from ...engine import ChoiceDelta, EngineStep, TokenLogprobInfo
+from ...tracing import Trace
+from .protocol import (
     AssistantMessage,
     ChatCompletionChunk,
     ChatCompletionResponse,
@@ -16,12 +19,13 @@ from .api.protocol import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
+    MediaReport,
     ServerReport,
     TokenLogprob,
     TopLogprob,
     Usage,
 )
-from .engine import ChoiceDelta, EngineStep, TokenLogprobInfo
+from .service import PreparedChat
 
 
 def logprobs_of(infos: tuple[TokenLogprobInfo, ...] | None) -> ChoiceLogprobs | None:
@@ -132,3 +136,25 @@ def sse(payload: ChatCompletionChunk | str) -> bytes:
 
 
 SSE_DONE = b"data: [DONE]\n\n"
+
+
+def report(trace: Trace, prepared: PreparedChat | None) -> ServerReport:
+    media = []
+    if prepared is not None:
+        for m in prepared.media:
+            media.append(
+                MediaReport(
+                    kind=m.ref.kind,
+                    frames=m.frame_count if m.ref.kind == "video" else None,
+                    sample_fps=m.sample_fps,
+                    duration_seconds=m.duration,
+                    height=m.height,
+                    width=m.width,
+                )
+            )
+    return ServerReport(
+        request_id=trace.request_id,
+        clamped=list(prepared.clamped) if prepared else [],
+        timings_ms={k: round(v * 1000, 2) for k, v in trace.timings.items()},
+        media=media,
+    )

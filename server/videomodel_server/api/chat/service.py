@@ -1,12 +1,14 @@
 """One chat request after admission: render and check the prompt, load media, run the engine.
 
-The stages, in order (ARCHITECTURE.md "Flow of one request"): the prompt is rendered with the
-model's chat template and its text checked against ``max_prompt_tokens`` *before* any media is
-fetched; every media item is then loaded concurrently (fetch, probe, decode behind the
+The stages, in order (ARCHITECTURE.md "Flow of one request"): the text's length was already
+bounded by :mod:`.translation`; the prompt is rendered with the model's chat template and its
+tokens checked against ``max_prompt_tokens`` *before* any media is fetched; every media item is
+then loaded concurrently (fetch, probe, decode behind the
 :class:`~videomodel_server.loading.MediaLoader` seam); the engine gets the rendered prompt and
-each video as ``(frames, metadata)``. :class:`Trace` records the stage the request is in and
-what each stage took, for the response's report, the metrics and the logs. Cancellation (a
-client disconnect, the deadline) propagates into the loader and the engine.
+each video as ``(frames, metadata)``. :class:`~videomodel_server.tracing.Trace` records the
+stage the request is in and what each stage took, for the response's report, the metrics and
+the logs. No HTTP here: the route and :mod:`.responses` shape what this returns. Cancellation
+(a client disconnect, the deadline) propagates into the loader and the engine.
 """
 
 from __future__ import annotations
@@ -16,41 +18,16 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .api.protocol import MediaReport, ServerReport
-from .conversation import ChatJob
-from .engine import Engine, EngineInput, EngineStep, EngineVideo
-from .errors import OverBudget, ServerError
-from .loading import LoadedMedia, MediaLoader
-from .metrics import ABORT_CLIENT_DISCONNECT, ABORT_DEADLINE, Metrics
+from ...engine import Engine, EngineInput, EngineStep, EngineVideo
+from ...errors import OverBudget, ServerError
+from ...jobs import ChatJob
+from ...loading import LoadedMedia, MediaLoader
+from ...metrics import Metrics
+from ...tracing import Trace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Trace:
-    """Where one request is and what its stages took (seconds). Mutable, owned by one request."""
-
-    request_id: str
-    started: float = field(default_factory=time.monotonic)
-    stage: str = "admission"
-    timings: dict[str, float] = field(default_factory=dict)
-    engine_running: bool = False
-    deadline: asyncio.Timeout | None = None
-    """The request's overall deadline, once set: tells a deadline abort from a disconnect."""
-
-    @property
-    def abort_reason(self) -> str:
-        if self.deadline is not None and self.deadline.expired():
-            return ABORT_DEADLINE
-        return ABORT_CLIENT_DISCONNECT
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
 
 @dataclass(frozen=True)
@@ -69,6 +46,12 @@ class PreparedChat:
 
 
 class ChatService:
+    """The chat endpoint's work behind its seams (engine, media loader), free of HTTP.
+
+    :meth:`prepare` refuses an over-long prompt before any media is fetched, then loads the media;
+    :meth:`steps` runs the engine. Both record their stages on the request's :class:`Trace`.
+    """
+
     def __init__(
         self,
         engine: Engine,
@@ -169,25 +152,3 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if isinstance(exc, ServerError):
             return exc
     return leaves[0]
-
-
-def report(trace: Trace, prepared: PreparedChat | None) -> ServerReport:
-    media = []
-    if prepared is not None:
-        for m in prepared.media:
-            media.append(
-                MediaReport(
-                    kind=m.ref.kind,
-                    frames=m.frame_count if m.ref.kind == "video" else None,
-                    sample_fps=m.sample_fps,
-                    duration_seconds=m.duration,
-                    height=m.height,
-                    width=m.width,
-                )
-            )
-    return ServerReport(
-        request_id=trace.request_id,
-        clamped=list(prepared.clamped) if prepared else [],
-        timings_ms={k: round(v * 1000, 2) for k, v in trace.timings.items()},
-        media=media,
-    )

@@ -1,6 +1,7 @@
-"""From a validated chat request to a :class:`ChatJob`: pure checks, limits and clamping.
+"""From a validated chat request to a :class:`~videomodel_server.jobs.ChatJob`: pure checks, limits, clamping.
 
-Everything a request may ask for is decided here, before any byte of media is fetched: the
+Everything a request may ask for is decided here, before any byte of media is fetched and before
+any text is tokenized: the text's length (by bytes: a bound on what tokenizing it may cost), the
 media count per prompt, the sampling parameters, and the per-request video knobs
 (``media_io_kwargs``, ``mm_processor_kwargs``, Qwen's per-item ``fps``/``nframes``/pixels),
 which are honoured inside the budget and clamped to it otherwise, with a note for each clamp
@@ -10,10 +11,13 @@ that the response reports (SECURITY.md item 9). No I/O, no clock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator
 
-from .api.protocol import (
+from ...budget import FRAME_FACTOR
+from ...budget.names import label
+from ...errors import InvalidRequest, ModelNotFound, OverBudget
+from ...jobs import ChatJob, MediaRef, RequestLimits, Role, Sampling, Turn, VideoOptions
+from .protocol import (
     ChatCompletionRequest,
     ChatMessage,
     ImageUrlPart,
@@ -24,122 +28,6 @@ from .api.protocol import (
     VideoIoKwargs,
     VideoUrlPart,
 )
-from .budget import FRAME_FACTOR, Plan, VideoBudget
-from .errors import InvalidRequest, ModelNotFound, OverBudget
-
-Role = Literal["system", "user", "assistant"]
-MediaKind = Literal["video", "image"]
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """What one request may ask for: the resolved budget, the Plan and the request settings."""
-
-    model_name: str
-    fps: float
-    max_frames: int
-    frames_per_video: int
-    min_pixels: int
-    max_pixels: int
-    total_pixels: int | None
-    videos_per_prompt: int
-    images_per_prompt: int
-    max_output_tokens: int
-    max_n: int = 4
-    max_top_logprobs: int = 20
-    max_stop_sequences: int = 4
-    max_messages: int = 256
-
-    @classmethod
-    def from_plan(cls, model_name: str, budget: VideoBudget, plan: Plan, **request_limits: int) -> RequestLimits:
-        """``budget`` must be resolved (pixel defaults filled in) for the served family."""
-        assert budget.min_pixels is not None and budget.max_pixels is not None
-        return cls(
-            model_name=model_name,
-            fps=budget.fps,
-            max_frames=budget.max_frames,
-            frames_per_video=plan.frames_per_video,
-            min_pixels=budget.min_pixels,
-            max_pixels=budget.max_pixels,
-            total_pixels=budget.total_pixels,
-            videos_per_prompt=budget.videos_per_prompt,
-            images_per_prompt=budget.images_per_prompt,
-            max_output_tokens=budget.max_output_tokens,
-            **request_limits,
-        )
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """The sampling one video gets: the budget's, or a client's narrower choice.
-
-    ``num_frames`` asks for an exact (even) frame count instead of ``fps``; at most one of the two
-    differs from the budget's default.
-    """
-
-    fps: float
-    max_frames: int
-    min_pixels: int
-    max_pixels: int
-    total_pixels: int | None
-    num_frames: int | None = None
-
-
-@dataclass(frozen=True)
-class MediaRef:
-    """One media item of the prompt, in prompt order; ``index`` counts within its kind."""
-
-    kind: MediaKind
-    url: str
-    index: int
-    options: VideoOptions | None = None
-    where: str = ""
-    """The request field it came from (``messages[1].content[0]``), for error messages."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One message: text pieces and media placeholders (``MediaRef``) in their order."""
-
-    role: Role
-    parts: tuple[str | MediaRef, ...]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    n: int
-    max_tokens: int
-    temperature: float | None
-    top_p: float | None
-    top_k: int | None
-    min_p: float | None
-    seed: int | None
-    stop: tuple[str, ...]
-    presence_penalty: float | None
-    frequency_penalty: float | None
-    repetition_penalty: float | None
-    logprobs: int | None
-    """None: no logprobs; k: the sampled token's plus the top k alternatives."""
-    min_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class ChatJob:
-    turns: tuple[Turn, ...]
-    media: tuple[MediaRef, ...]
-    sampling: Sampling
-    stream: bool
-    include_usage: bool
-    clamped: tuple[str, ...] = field(default=())
-
-    @property
-    def videos(self) -> tuple[MediaRef, ...]:
-        return tuple(m for m in self.media if m.kind == "video")
-
-    @property
-    def images(self) -> tuple[MediaRef, ...]:
-        return tuple(m for m in self.media if m.kind == "image")
-
 
 _UNSUPPORTED = (
     ("tools", "tool calling"),
@@ -161,6 +49,7 @@ def build(request: ChatCompletionRequest, limits: RequestLimits) -> ChatJob:
             f"request has {len(request.messages)} messages; this server accepts at most {limits.max_messages}",
             param="messages",
         )
+    _check_text_length(request, limits)
     clamped: list[str] = []
     base = _request_video_options(request, limits, clamped)
     turns: list[Turn] = []
@@ -177,6 +66,38 @@ def build(request: ChatCompletionRequest, limits: RequestLimits) -> ChatJob:
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         clamped=tuple(dict.fromkeys(clamped)),
     )
+
+
+def _check_text_length(request: ChatCompletionRequest, limits: RequestLimits) -> None:
+    """Refuse text longer than the byte bound, without encoding (let alone tokenizing) an over-long one.
+
+    A UTF-8 string has at least as many bytes as characters, so the character count refuses a
+    huge text at once; only a text that may fit is encoded to count its bytes exactly.
+    """
+    limit = limits.max_text_bytes
+    texts = list(_texts(request.messages))
+    chars = sum(len(t) for t in texts)
+    if chars > limit:
+        size = f"at least {chars}"
+    else:
+        exact = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+        if exact <= limit:
+            return
+        size = str(exact)
+    per_token = limit // max(1, limits.max_prompt_tokens)
+    raise OverBudget(
+        f"the request's text is {size} bytes; this server accepts at most {limit} bytes of text "
+        f"({per_token} bytes per token of {label('max_prompt_tokens')} {limits.max_prompt_tokens})",
+        param="messages",
+    )
+
+
+def _texts(messages: list[ChatMessage]) -> Iterator[str]:
+    for message in messages:
+        if isinstance(message.content, str):
+            yield message.content
+        elif message.content is not None:
+            yield from (part.text for part in message.content if isinstance(part, TextPart))
 
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:

@@ -1,11 +1,6 @@
-"""The ``VideoModel`` custom resource: its spec as pydantic models, validated once at the edge.
+"""The sections of a VideoModel's spec: what to serve, the budget, engine, resources, scaling.
 
-This module is the single source of truth for the CR's shape: the CRD in ``crds/`` is generated
-from it (:mod:`videomodel_operator.crdgen`), the CLI and the operator parse CRs with it, and it
-converts a spec into the budget module's inputs (:meth:`VideoModelSpec.to_budget`,
-:meth:`VideoModelSpec.to_model_spec`, :meth:`VideoModelSpec.to_gpu_spec`). Field names are the
-camelCase of the CR; Python attributes are snake_case.
-
+Schema only: the conversions into the budget module's inputs live in :mod:`.conversions`.
 Cross-field rules live twice on purpose: as CEL (``x-kubernetes-validations``) so the API
 server rejects a bad CR at ``kubectl apply``, and as pydantic validators so the CLI and the
 operator (which may meet a CR that predates a rule) say the same thing.
@@ -15,59 +10,23 @@ from __future__ import annotations
 
 from dataclasses import fields
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from videomodel_server.budget import BUILTIN_MODELS, Family, GpuSpec, ModelSpec, VideoBudget, lookup
+from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget, lookup
 
-from .units import BANDWIDTH_PATTERN, QUANTITY_PATTERN, QuantityError, format_bytes, parse_bandwidth, parse_bytes
+from ..units import QuantityError, format_bytes, parse_bandwidth, parse_bytes
+from . import conversions
+from .base import Bandwidth, ByteQuantity, DnsName, K8sName, Model, cel
+from .kube import Affinity, EgressRule, SecretKeyRef, Toleration
 
-GROUP = "videomodel.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "VideoModel"
-PLURAL = "videomodels"
-SINGULAR = "videomodel"
-SHORT_NAMES = ("vidm",)
-
-DEFAULT_IMAGE = "ghcr.io/videomodel/videomodel-server:0.1.0"
-SERVER_PORT = 8000
-"""The container port the server listens on; the Service port is configurable separately."""
-
-JsonObject = dict[str, Any]
-"""A Kubernetes-native object passed through as-is (affinity); validated by the API server."""
-
-ByteQuantity = Annotated[int | str, Field(json_schema_extra={"x-vm-quantity": QUANTITY_PATTERN})]
-Bandwidth = Annotated[int | str, Field(json_schema_extra={"x-vm-bandwidth": BANDWIDTH_PATTERN})]
-DnsName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
-K8sName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
-
-
-class SpecError(ValueError):
-    """A CR that cannot be served as written: a message a user can act on."""
-
-
-def _cel(rule: str, message: str) -> JsonDict:
-    return {"rule": rule, "message": message}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_enum_values=False,
-    )
+DEFAULT_AUTOSCALING_METRIC = "videomodel_requests_outstanding"
+"""The server's per-replica gauge of requests in flight plus queued for admission."""
 
 
 # -- model ---------------------------------------------------------------------------------
-
-
-class PvcSource(_Model):
+class PvcSource(Model):
     """The checkpoint directory on a PersistentVolumeClaim, mounted read-only at ``/models``."""
 
     claim_name: K8sName = Field(description="Name of the PVC in the VideoModel's namespace.")
@@ -79,7 +38,7 @@ class PvcSource(_Model):
     )
 
 
-class HuggingFaceSource(_Model):
+class HuggingFaceSource(Model):
     """Download from a model hub at start-up into the pod's cache volume."""
 
     repo: str = Field(
@@ -89,19 +48,19 @@ class HuggingFaceSource(_Model):
     token_secret: SecretKeyRef | None = Field(default=None, description="Secret holding a hub token (HF_TOKEN).")
 
 
-class LocalSource(_Model):
+class LocalSource(Model):
     """A path that already exists inside the container (baked into the image)."""
 
     path: str = Field(min_length=1, max_length=1024, description="Absolute or working-directory-relative path.")
 
 
-class ModelSource(_Model):
+class ModelSource(Model):
     """Where the weights come from: exactly one of ``pvc``, ``huggingFace``, ``local``."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "[has(self.pvc), has(self.huggingFace), has(self.local)].filter(x, x).size() == 1",
                     "set exactly one of pvc, huggingFace, local",
                 )
@@ -120,7 +79,7 @@ class ModelSource(_Model):
         return self
 
 
-class ModelSection(_Model):
+class ModelSection(Model):
     """What to serve. ``name`` finds the built-in geometry table; every value can be overridden."""
 
     source: ModelSource
@@ -173,6 +132,10 @@ class ModelSection(_Model):
 
 _BUDGET_FIELDS = {f.name: f for f in fields(VideoBudget)}
 
+# -- budget --------------------------------------------------------------------------------
+
+_BUDGET_FIELDS = {f.name: f for f in fields(VideoBudget)}
+
 
 def _budget(name: str, **bounds: float) -> Any:
     """A CR budget field: default and description from :class:`VideoBudget`'s field ``name``.
@@ -187,25 +150,25 @@ def _budget(name: str, **bounds: float) -> Any:
     return Field(default=default, description=f.metadata["help"] + unit, **bounds)  # type: ignore[call-overload]
 
 
-class Budget(_Model):
+class Budget(Model):
     """The video budget: what users may send (camelCase of ``VideoBudget``; see BUDGET.md)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel(
                     "!has(self.minPixels) || !has(self.maxPixels) || self.minPixels <= self.maxPixels",
                     "minPixels must not exceed maxPixels",
                 ),
-                _cel(
+                cel(
                     "!has(self.imageMinPixels) || !has(self.imageMaxPixels) || "
                     "self.imageMinPixels <= self.imageMaxPixels",
                     "imageMinPixels must not exceed imageMaxPixels",
                 ),
-                _cel(
+                cel(
                     "self.videosPerPrompt + self.imagesPerPrompt > 0", "videosPerPrompt and imagesPerPrompt are both 0"
                 ),
-                _cel(
+                cel(
                     "!has(self.totalPixels) || !has(self.minPixels) || self.totalPixels >= self.minPixels",
                     "totalPixels must be at least minPixels",
                 ),
@@ -252,17 +215,8 @@ class Budget(_Model):
         return self
 
     def to_budget(self) -> VideoBudget:
-        """The budget module's :class:`VideoBudget`: every one of its fields, quantities parsed."""
-        values: dict[str, Any] = {}
-        for f in fields(VideoBudget):
-            value = getattr(self, f.name)
-            kind = f.metadata.get("cr")
-            if kind == "bytes":
-                value = parse_bytes(value)
-            elif kind == "bandwidth":
-                value = parse_bandwidth(value)
-            values[f.name] = value
-        return VideoBudget(**values)
+        """The budget module's :class:`VideoBudget` (see :func:`.conversions.video_budget`)."""
+        return conversions.video_budget(self)
 
 
 # -- engine, resources ---------------------------------------------------------------------
@@ -279,7 +233,7 @@ class Dtype(StrEnum):
         return 4 if self is Dtype.FLOAT32 else 2
 
 
-class Engine(_Model):
+class Engine(Model):
     """vLLM engine settings the budget does not decide."""
 
     tensor_parallel_size: int | None = Field(
@@ -292,7 +246,7 @@ class Engine(_Model):
     )
 
 
-class Gpu(_Model):
+class Gpu(Model):
     count: int = Field(default=1, ge=0, le=64, description="GPUs per replica; 0 serves on CPU.")
     type: str | None = Field(
         default=None, max_length=128, description="GPU product (e.g. NVIDIA-L4); adds a node selector on productLabel."
@@ -313,15 +267,7 @@ class Gpu(_Model):
         return self
 
 
-class Toleration(_Model):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
-
-
-class Resources(_Model):
+class Resources(Model):
     """What one replica gets and where it may run. Unset CPU/memory are sized from the budget."""
 
     gpu: Gpu = Field(default_factory=Gpu)
@@ -330,7 +276,7 @@ class Resources(_Model):
     shm_size: ByteQuantity | None = Field(default=None, description="/dev/shm size limit; sized from the budget.")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
-    affinity: JsonObject | None = Field(default=None, description="A core/v1 Affinity, passed through.")
+    affinity: Affinity | None = Field(default=None, description="A core/v1 Affinity.")
     runtime_class_name: str | None = Field(default=None, max_length=253)
     priority_class_name: str | None = Field(default=None, max_length=253)
 
@@ -345,30 +291,25 @@ class Resources(_Model):
         return self
 
 
-class LocalObjectReference(_Model):
-    name: K8sName
+# -- scaling, rollout, service, security, lifecycle, monitoring ------------------------------
 
 
-class SecretKeyRef(_Model):
-    name: K8sName
-    key: str = Field(default="api-key", min_length=1, max_length=253)
-
-
-# -- scaling, service, security, lifecycle ---------------------------------------------------
-
-
-class AutoscalingMetric(_Model):
+class AutoscalingMetric(Model):
     """A per-pod metric (served through a custom-metrics adapter) and its target average."""
 
-    name: str = Field(default="videomodel_requests_in_flight", min_length=1, max_length=253)
-    average_value: str = Field(default="4", pattern=r"^[0-9]+(\.[0-9]+)?m?$", description="Target per pod.")
+    name: str = Field(default=DEFAULT_AUTOSCALING_METRIC, min_length=1, max_length=253)
+    average_value: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+        description="Target per pod; default: the server's admission cap (max_concurrent_requests).",
+    )
 
 
-class Autoscaling(_Model):
+class Autoscaling(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas")
+                cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas")
             ]
         }
     )
@@ -392,12 +333,12 @@ class ServiceType(StrEnum):
     LOAD_BALANCER = "LoadBalancer"
 
 
-class Service(_Model):
+class Service(Model):
     port: int = Field(default=8000, ge=1, le=65535, description="Service port (the API, /health and /metrics).")
     type: ServiceType = ServiceType.CLUSTER_IP
 
 
-class Security(_Model):
+class Security(Model):
     allowed_media_domains: list[DnsName] = Field(
         default_factory=list, max_length=256, description="If set, media URLs must be on these domains (or below)."
     )
@@ -407,6 +348,11 @@ class Security(_Model):
     local_media_claim_name: K8sName | None = Field(default=None, description="PVC mounted read-only at localMediaPath.")
     api_key_secret: SecretKeyRef | None = Field(default=None, description="Bearer key for every API route.")
     allow_http: bool = Field(default=False, description="Allow plain http:// media URLs (https only by default).")
+    extra_egress: list[EgressRule] = Field(
+        default_factory=list,
+        max_length=32,
+        description="NetworkPolicy egress rules added to DNS and public HTTPS (a proxy, a private object store).",
+    )
 
     @model_validator(mode="after")
     def _claim_needs_path(self) -> Security:
@@ -415,7 +361,7 @@ class Security(_Model):
         return self
 
 
-class Lifecycle(_Model):
+class Lifecycle(Model):
     startup_timeout_seconds: int = Field(
         default=1800, ge=60, le=14_400, description="How long a model load may take before the pod restarts."
     )
@@ -423,158 +369,30 @@ class Lifecycle(_Model):
     pre_stop_seconds: int = Field(default=10, ge=0, le=300, description="Pause before SIGTERM (endpoint removal).")
 
 
-class Monitoring(_Model):
+class Monitoring(Model):
     service_monitor: bool = Field(default=True, description="Create a ServiceMonitor when its CRD exists.")
     interval: str = Field(default="30s", pattern=r"^[0-9]+(s|m)$")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra ServiceMonitor labels (kube-prometheus-stack selects by label)."
+    )
 
 
-# -- the spec --------------------------------------------------------------------------------
-
-
-class VideoModelSpec(_Model):
-    """``spec`` of a VideoModel."""
+class Rollout(Model):
+    """The Deployment's rolling update. Default: no spare GPU needed (one down, then one up)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("!(has(self.replicas) && has(self.autoscaling))", "set replicas or autoscaling, not both"),
-                _cel(
-                    "!has(self.engine) || !has(self.engine.tensorParallelSize) || "
-                    "self.engine.tensorParallelSize <= (has(self.resources) && has(self.resources.gpu) && "
-                    "self.resources.gpu.count > 0 ? self.resources.gpu.count : 1)",
-                    "engine.tensorParallelSize must not exceed resources.gpu.count",
-                ),
+                cel("self.maxSurge + self.maxUnavailable > 0", "rollout.maxSurge and maxUnavailable are both 0")
             ]
         }
     )
 
-    model: ModelSection
-    budget: Budget = Field(default_factory=Budget)
-    engine: Engine = Field(default_factory=Engine)
-    resources: Resources = Field(default_factory=Resources)
-    image: str = Field(default=DEFAULT_IMAGE, min_length=1, max_length=512)
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)
-    replicas: int | None = Field(default=None, ge=0, le=1000, description="Fixed replicas (default 1).")
-    autoscaling: Autoscaling | None = None
-    service: Service = Field(default_factory=Service)
-    security: Security = Field(default_factory=Security)
-    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
-    monitoring: Monitoring = Field(default_factory=Monitoring)
+    max_surge: int = Field(default=0, ge=0, le=1000, description="Extra pods during a rollout (each needs GPUs).")
+    max_unavailable: int = Field(default=1, ge=0, le=1000, description="Pods that may be down during a rollout.")
 
     @model_validator(mode="after")
-    def _cross(self) -> VideoModelSpec:
-        if self.replicas is not None and self.autoscaling is not None:
-            raise ValueError("set replicas or autoscaling, not both")
-        tp = self.engine.tensor_parallel_size
-        if tp is not None and tp > max(1, self.resources.gpu.count):
-            raise ValueError(
-                f"engine.tensorParallelSize ({tp}) must not exceed resources.gpu.count ({self.resources.gpu.count})"
-            )
+    def _moves(self) -> Rollout:
+        if self.max_surge + self.max_unavailable == 0:
+            raise ValueError("rollout.maxSurge and maxUnavailable are both 0: the rollout could never move")
         return self
-
-    # -- conversions for derive() ----------------------------------------------------------
-
-    @property
-    def tensor_parallel_size(self) -> int:
-        if self.engine.tensor_parallel_size is not None:
-            return self.engine.tensor_parallel_size
-        return max(1, self.resources.gpu.count)
-
-    @property
-    def served_name(self) -> str:
-        return self.model.served_name or self.model.name
-
-    @property
-    def desired_replicas(self) -> int:
-        """Replicas the workload should run now (autoscaling starts at its minimum)."""
-        if self.autoscaling is not None:
-            return self.autoscaling.min_replicas
-        return 1 if self.replicas is None else self.replicas
-
-    def to_budget(self) -> VideoBudget:
-        return self.budget.to_budget()
-
-    def to_model_spec(self) -> ModelSpec:
-        m = self.model
-        base = lookup(m.name)
-        overrides: dict[str, object] = {
-            "max_position_embeddings": m.max_position_embeddings,
-            "num_hidden_layers": m.num_hidden_layers,
-            "num_key_value_heads": m.num_key_value_heads,
-            "head_dim": m.head_dim,
-            "parameters": m.parameters,
-        }
-        if base is None:
-            # _resolvable() guarantees every field is present.
-            assert m.family is not None
-            assert m.max_position_embeddings is not None and m.num_hidden_layers is not None
-            assert m.num_key_value_heads is not None and m.head_dim is not None and m.parameters is not None
-            return ModelSpec(
-                name=m.name.rsplit("/", 1)[-1],
-                family=m.family,
-                max_position_embeddings=m.max_position_embeddings,
-                num_hidden_layers=m.num_hidden_layers,
-                num_key_value_heads=m.num_key_value_heads,
-                head_dim=m.head_dim,
-                parameters=m.parameters,
-                source="VideoModel spec.model",
-            )
-        return base.with_overrides(**overrides)
-
-    def to_gpu_spec(self) -> GpuSpec:
-        """The accelerator memory the plan is checked against.
-
-        With ``gpu.count == 0`` (CPU serving, as in the demo) ``gpu.memory`` stands for the host
-        memory the engine may use and ``gpuMemoryUtilization`` for the fraction it reserves.
-        """
-        return GpuSpec(
-            count=self.tensor_parallel_size,
-            memory_bytes=parse_bytes(self.resources.gpu.memory),
-            memory_utilization=self.engine.gpu_memory_utilization,
-            dtype_bytes=self.engine.dtype.bytes,
-        )
-
-
-# -- the whole object ------------------------------------------------------------------------
-
-
-class ObjectMeta(BaseModel):
-    """The metadata fields the operator reads; everything else is ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: K8sName
-    namespace: str = "default"
-    uid: str | None = None
-    generation: int | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-
-
-class VideoModel(BaseModel):
-    """A parsed VideoModel: metadata plus a validated spec."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    api_version: Literal["videomodel.io/v1alpha1"] = Field(alias="apiVersion")
-    kind: Literal["VideoModel"]
-    metadata: ObjectMeta
-    spec: VideoModelSpec
-
-
-def parse_video_model(body: dict[str, Any]) -> VideoModel:
-    """Validate a VideoModel body; raise :class:`SpecError` with every problem in one message."""
-    try:
-        return VideoModel.model_validate(body)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(exc)) from None
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """``spec.budget.fps: Input should be greater than 0`` lines, without pydantic's URLs."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "(root)"
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {message}")
-    return "; ".join(lines)

@@ -1,0 +1,111 @@
+"""Per-replica CPU, memory and disk, from the budget, the serving contract and the engine layout.
+
+Pure. Every number a pod is given here comes from the plan and the serving contract (the
+server's own admission and engine settings), never from a copy of the server's defaults:
+
+- **memory**: a base for the API process, one more CUDA worker per extra tensor-parallel GPU,
+  vLLM's multimodal processor cache (``mm_processor_cache_gb``, held by the API process and
+  mirrored by the engine core), the video work of every admitted request, and ``/dev/shm``
+  (a memory emptyDir counts against the container's memory).
+- **/tmp**: every download and data URL is spooled to a temporary file before it is probed, so
+  it holds up to ``max_concurrent_requests x videosPerPrompt x maxVideoBytes`` at once.
+- **ephemeral storage**: requested and limited for every disk emptyDir, so the scheduler puts
+  the pod where the disk is and the kubelet never evicts it for using what it was given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from videomodel_server.budget import Plan
+
+from ..spec import VideoModelSpec
+from ..units import parse_bytes, parse_cpu, round_up_mib
+from .common import GiB
+from .server import serving_contract
+
+BASE_MEMORY = 6 * GiB
+"""The API process, tokenizer, vLLM's host side and the first CUDA context: before any video."""
+WORKER_MEMORY = 3 * GiB
+"""Each further tensor-parallel worker process: its CUDA context, NCCL and host staging buffers."""
+BASE_CPU_MILLI = 2000
+TMP_HEADROOM = GiB
+"""Images (capped by the server's image byte limit), the tokenizer's and Python's own files."""
+CACHE_HEADROOM = 2 * GiB
+DOWNLOAD_SLACK = 1.25
+"""Hub snapshots carry more than the weights (tokenizer, config, sometimes two formats)."""
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Per-replica CPU, memory and volume sizes (bytes, millicores)."""
+
+    cpu_milli: int
+    memory_bytes: int
+    shm_bytes: int
+    cache_bytes: int
+    tmp_bytes: int
+
+    @property
+    def ephemeral_bytes(self) -> int:
+        """Disk the pod's emptyDirs may fill (/tmp and the cache): requested and limited."""
+        return self.tmp_bytes + self.cache_bytes
+
+
+def decoded_video_bytes(plan: Plan) -> int:
+    """One worst-case video's sampled frames as RGB24 at the planned geometry."""
+    frame = plan.worst_case_frame
+    if not frame:
+        return 0
+    return plan.frames_per_video * frame["height"] * frame["width"] * 3
+
+
+def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
+    """CPU, memory, /dev/shm, /tmp and cache sizes for one replica.
+
+    Video work per admitted request: the download (a data URL arrives in the request body, and
+    a spooled file's page cache is charged to the container) plus the decoded worst-case frames
+    twice (the decoder's output and the engine's copy), for every video of a prompt and every
+    request the server admits at once. /dev/shm carries frames between the decode workers and
+    the engine, and NCCL's buffers under tensor parallelism.
+    """
+    contract = serving_contract(spec, plan)
+    in_flight, workers = contract.admission.max_concurrent_requests, contract.admission.decode_workers
+    videos = max(1, plan.videos_per_prompt)
+    decoded = decoded_video_bytes(plan)
+    tp = spec.tensor_parallel_size
+    if spec.resources.shm_size is not None:
+        shm = parse_bytes(spec.resources.shm_size)
+    else:
+        shm = round_up_mib(GiB + in_flight * videos * decoded + (tp - 1) * GiB)
+    mm_cache = int(2 * contract.engine.mm_processor_cache_gb * GiB)
+    memory = (
+        BASE_MEMORY
+        + (tp - 1) * WORKER_MEMORY
+        + mm_cache
+        + in_flight * videos * (plan.max_video_bytes + 2 * decoded)
+        + shm
+    )
+    if spec.resources.gpu.count == 0:
+        # CPU serving: the weights and the KV cache live in host memory too.
+        memory += (plan.weights_bytes or 0) + max(0, plan.kv_cache_bytes_available or 0)
+    memory = parse_bytes(spec.resources.memory) if spec.resources.memory is not None else round_up_gib(memory)
+    cpu = BASE_CPU_MILLI + workers * 1000 + (tp - 1) * 1000
+    if spec.resources.cpu is not None:
+        cpu = parse_cpu(spec.resources.cpu)
+    cache = CACHE_HEADROOM
+    if spec.model.source.hugging_face is not None:
+        cache += int(spec.to_model_spec().parameters * spec.engine.dtype.bytes * DOWNLOAD_SLACK)
+    tmp = TMP_HEADROOM + in_flight * videos * plan.max_video_bytes
+    return Sizing(
+        cpu_milli=cpu,
+        memory_bytes=memory,
+        shm_bytes=shm,
+        cache_bytes=round_up_gib(cache),
+        tmp_bytes=round_up_gib(tmp),
+    )
+
+
+def round_up_gib(value: float) -> int:
+    return int(math.ceil(value / GiB) * GiB)

@@ -1,0 +1,245 @@
+"""Pydantic models of ``POST /v1/chat/completions``: the OpenAI wire format with this server's video parts.
+
+Validated once at the edge; :mod:`.translation` turns a request into the frozen
+:class:`~videomodel_server.jobs.ChatJob` and nothing past it sees these models. Unknown
+top-level fields are ignored (the OpenAI SDK sends a few harmless ones); known but unsupported
+features (tools, response formats, logit bias, audio) are accepted by the schema so that
+:func:`.translation.build` can refuse them with a 400 that names them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ---------------------------------------------------------------------------------------------
+# Request: content parts
+# ---------------------------------------------------------------------------------------------
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Part):
+    type: Literal["text"]
+    text: str
+
+
+class UrlRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str = Field(min_length=1)
+    detail: str | None = None
+
+
+class ImageUrlPart(_Part):
+    type: Literal["image_url"]
+    image_url: UrlRef
+
+
+class VideoUrlPart(_Part):
+    type: Literal["video_url"]
+    video_url: UrlRef
+
+
+class QwenVideoPart(_Part):
+    """Qwen's own form: ``{"type": "video", "video": URL}`` with qwen-vl-utils' optional knobs."""
+
+    type: Literal["video"]
+    video: str | list[Any]
+    fps: float | None = Field(default=None, gt=0)
+    nframes: int | None = Field(default=None, ge=2)
+    min_pixels: int | None = Field(default=None, gt=0)
+    max_pixels: int | None = Field(default=None, gt=0)
+    total_pixels: int | None = Field(default=None, gt=0)
+
+
+class QwenImagePart(_Part):
+    type: Literal["image"]
+    image: str
+
+
+ContentPart = Annotated[
+    TextPart | ImageUrlPart | VideoUrlPart | QwenVideoPart | QwenImagePart,
+    Field(discriminator="type"),
+]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[Any] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Request: knobs
+# ---------------------------------------------------------------------------------------------
+
+
+class VideoIoKwargs(BaseModel):
+    """``media_io_kwargs.video``: how frames are sampled (clamped to the budget)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fps: float | None = Field(default=None, gt=0)
+    num_frames: int | None = Field(default=None, ge=2)
+    max_frames: int | None = Field(default=None, ge=2)
+
+
+class MediaIoKwargs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    video: VideoIoKwargs | None = None
+
+
+class ProcessorKwargs(BaseModel):
+    """``mm_processor_kwargs``: frame sampling and pixel bounds (clamped to the budget).
+
+    The server resizes frames itself (qwen-vl-utils semantics, total budget included), so these
+    steer that resizing; they are never forwarded to vLLM's processor unchecked.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    fps: float | None = Field(default=None, gt=0)
+    min_pixels: int | None = Field(default=None, gt=0)
+    max_pixels: int | None = Field(default=None, gt=0)
+    total_pixels: int | None = Field(default=None, gt=0)
+    max_frames: int | None = Field(default=None, ge=2)
+    num_frames: int | None = Field(default=None, ge=2)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``. Field names and ranges as in the OpenAI API."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=-1)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(default=None, gt=0, le=2)
+    min_tokens: int = Field(default=0, ge=0, description="vLLM extension: generate at least this many tokens.")
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    media_io_kwargs: MediaIoKwargs | None = None
+    mm_processor_kwargs: ProcessorKwargs | None = None
+    user: str | None = None
+
+    # Accepted by the schema so that the refusal can name them (see module docstring).
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    response_format: dict[str, Any] | None = None
+    logit_bias: dict[str, float] | None = None
+    audio: Any = None
+    modalities: list[str] | None = None
+    prediction: Any = None
+    use_beam_search: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------------------------
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob] | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: str | None = None
+
+
+class MediaReport(BaseModel):
+    """What the server did with one video: the sampling it applied and what each stage took."""
+
+    kind: Literal["video", "image"]
+    frames: int | None = None
+    sample_fps: float | None = None
+    duration_seconds: float | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+class ServerReport(BaseModel):
+    """This server's extension of a completion (clients that do not know it ignore it)."""
+
+    request_id: str
+    clamped: list[str] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    media: list[MediaReport] = Field(default_factory=list)
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    videomodel: ServerReport | None = None
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    videomodel: ServerReport | None = None

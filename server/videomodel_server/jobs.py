@@ -1,0 +1,137 @@
+"""What one chat request asks the server to do, as frozen dataclasses: the job and its limits.
+
+The shared vocabulary of the serving code: :mod:`~videomodel_server.api.chat.translation` builds
+a :class:`ChatJob` from the HTTP request, within :class:`RequestLimits`; the engine renders its
+:class:`Turn` s and samples with its :class:`Sampling`; the media loader loads each
+:class:`MediaRef`. Nothing here knows HTTP, pydantic or the engine, so the engine and the media
+seam depend on this module and not on the wire format. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .budget import Plan, VideoBudget
+
+Role = Literal["system", "user", "assistant"]
+MediaKind = Literal["video", "image"]
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask for: the resolved budget, the Plan and the request settings."""
+
+    model_name: str
+    fps: float
+    max_frames: int
+    frames_per_video: int
+    min_pixels: int
+    max_pixels: int
+    total_pixels: int | None
+    videos_per_prompt: int
+    images_per_prompt: int
+    max_output_tokens: int
+    max_prompt_tokens: int
+    max_text_bytes: int
+    """Most UTF-8 bytes of text (all messages together), refused by length before tokenizing:
+    the settings' ``text_byte_limit()``, a bytes-per-token bound times ``max_prompt_tokens``."""
+    max_n: int = 4
+    max_top_logprobs: int = 20
+    max_stop_sequences: int = 4
+    max_messages: int = 256
+
+    @classmethod
+    def from_plan(
+        cls, model_name: str, budget: VideoBudget, plan: Plan, *, max_text_bytes: int, **request_limits: int
+    ) -> RequestLimits:
+        """``budget`` must be resolved (pixel defaults filled in) for the served family;
+        ``request_limits`` are the settings' per-request limits (``max_n``, ``max_text_bytes``...)."""
+        assert budget.min_pixels is not None and budget.max_pixels is not None
+        return cls(
+            model_name=model_name,
+            fps=budget.fps,
+            max_frames=budget.max_frames,
+            frames_per_video=plan.frames_per_video,
+            min_pixels=budget.min_pixels,
+            max_pixels=budget.max_pixels,
+            total_pixels=budget.total_pixels,
+            videos_per_prompt=budget.videos_per_prompt,
+            images_per_prompt=budget.images_per_prompt,
+            max_output_tokens=budget.max_output_tokens,
+            max_prompt_tokens=budget.max_prompt_tokens,
+            max_text_bytes=max_text_bytes,
+            **request_limits,
+        )
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """The sampling one video gets: the budget's, or a client's narrower choice.
+
+    ``num_frames`` asks for an exact (even) frame count instead of ``fps``; at most one of the two
+    differs from the budget's default.
+    """
+
+    fps: float
+    max_frames: int
+    min_pixels: int
+    max_pixels: int
+    total_pixels: int | None
+    num_frames: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """One media item of the prompt, in prompt order; ``index`` counts within its kind."""
+
+    kind: MediaKind
+    url: str
+    index: int
+    options: VideoOptions | None = None
+    where: str = ""
+    """The request field it came from (``messages[1].content[0]``), for error messages."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message: text pieces and media placeholders (``MediaRef``) in their order."""
+
+    role: Role
+    parts: tuple[str | MediaRef, ...]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int
+    max_tokens: int
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    min_p: float | None
+    seed: int | None
+    stop: tuple[str, ...]
+    presence_penalty: float | None
+    frequency_penalty: float | None
+    repetition_penalty: float | None
+    logprobs: int | None
+    """None: no logprobs; k: the sampled token's plus the top k alternatives."""
+    min_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChatJob:
+    turns: tuple[Turn, ...]
+    media: tuple[MediaRef, ...]
+    sampling: Sampling
+    stream: bool
+    include_usage: bool
+    clamped: tuple[str, ...] = field(default=())
+
+    @property
+    def videos(self) -> tuple[MediaRef, ...]:
+        return tuple(m for m in self.media if m.kind == "video")
+
+    @property
+    def images(self) -> tuple[MediaRef, ...]:
+        return tuple(m for m in self.media if m.kind == "image")
