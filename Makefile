@@ -27,8 +27,9 @@ fmt: env
 lock:
 	bash scripts/lock.sh
 
+## preprocessing per video, this project vs vLLM's loader vs qwen-vl-utils (BENCH_QUICK=1: no 10-min clip)
 bench: env
-	$(BIN)/python -m pytest tests/bench -s
+	$(BIN)/python -m bench.media_bench
 
 ## Python 3.12 (the server image's Python): mypy and the tests that start no engine, in .venv312/
 ## (scripts/bootstrap312.sh: the lock's pins of only what these need; no vLLM, torch or FastAPI app)

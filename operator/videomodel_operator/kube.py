@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .pods import matches
 from .rendering import FIELD_MANAGER
 from .spec import GROUP, PLURAL, VERSION
 
@@ -28,6 +29,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
     ("v1", "Event"): "events",
+    ("v1", "Pod"): "pods",
     ("apps/v1", "Deployment"): "deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
@@ -90,6 +92,10 @@ class KubeApi(Protocol):
 
     async def has_kind(self, api_version: str, kind: str) -> bool:
         """Whether the cluster serves this kind (discovery)."""
+        ...
+
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        """The pods in ``namespace`` whose labels match ``selector`` (equality only)."""
         ...
 
 
@@ -210,6 +216,14 @@ class HttpKubeApi:
         if not found:
             return False
         return any(r.get("kind") == kind for r in found.get("resources", []))
+
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        path = object_path("v1", "Pod", namespace)
+        found = await self._request("GET", path, params={"labelSelector": label_selector})
+        items = (found or {}).get("items", []) or []
+        # The server filters; filtering again costs nothing and keeps a lax server honest.
+        return [item for item in items if isinstance(item, dict) and matches(selector, item)]
 
 
 def _error(status: int, text: str) -> ApiError:

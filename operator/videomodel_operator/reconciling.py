@@ -31,6 +31,7 @@ from typing import Any
 
 from .kube import ApiError, KubeApi
 from .planning import plan_for, plan_status
+from .pods import pod_problem
 from .rendering import (
     HASH_ANNOTATION,
     REPLICAS_ANNOTATION,
@@ -42,7 +43,7 @@ from .rendering import (
     service_url,
 )
 from .spec import API_VERSION, KIND, SpecError, VideoModel, parse_video_model
-from .status import Verdict, status_patch, summarize
+from .status import Verdict, status_patch, summarize, transitions, workload_ready
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -259,6 +260,9 @@ class Reconciler:
                 f"{plan.concurrent_requests} full-budget requests fit per replica"
             ),
         )
+        pods = None
+        if deployment is not None and not workload_ready(verdict, deployment):
+            pods = await self._pod_problem(deployment)
         status = summarize(
             verdict,
             deployment,
@@ -268,8 +272,13 @@ class Reconciler:
             selector=selector_string(name),
             plan=plan_status(plan),
             config_hash=digest,
+            pods=pods,
         )
-        outcome.writes += await self._write_status(namespace, name, previous_status, status)
+        written = await self._write_status(namespace, name, previous_status, status)
+        outcome.writes += written
+        if written:
+            for kind, reason, message in transitions(previous_status, status):
+                outcome.writes += await self._post_event(body, kind, reason, message)
         if not plan.feasible:
             outcome.writes += await self._event_on_change(body, previous_status, "Infeasible", " ".join(plan.problems))
         elif blocked is not None:
@@ -322,6 +331,20 @@ class Reconciler:
                 deleted += 1
         return deleted
 
+    async def _pod_problem(self, deployment: Obj) -> tuple[str, str] | None:
+        """Why the Deployment's pods are not ready, read from the pods; None when they do not say
+        (or cannot be read: diagnosis is best effort, the workload conditions stand without it)."""
+        selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        namespace = deployment.get("metadata", {}).get("namespace", "default")
+        if not selector:
+            return None
+        try:
+            pods = await self._call("pods", lambda: self.api.list_pods(namespace, selector))
+        except ApiError as exc:
+            log.info("cannot read the pods of %s/%s: %s", namespace, deployment["metadata"]["name"], exc)
+            return None
+        return pod_problem(pods)
+
     async def _write_status(self, namespace: str, name: str, current: Obj, desired: Obj) -> int:
         patch = status_patch(current, desired)
         if patch is None:
@@ -349,6 +372,11 @@ class Reconciler:
             and stalled.get("message", "").find(message[:200]) >= 0
         ):
             return 0
+        return await self._post_event(body, "Warning", reason, message)
+
+    async def _post_event(self, body: Obj, kind: str, reason: str, message: str) -> int:
+        """Post one Event on the VideoModel (best effort: a failure is logged, not raised)."""
+        meta = body["metadata"]
         now = self.clock()
         event = {
             "apiVersion": "v1",
@@ -364,7 +392,7 @@ class Reconciler:
             },
             "reason": reason,
             "message": message[:1024],
-            "type": "Warning",
+            "type": kind,
             "source": {"component": "videomodel-operator"},
             "firstTimestamp": now,
             "lastTimestamp": now,

@@ -9,7 +9,9 @@ The conditions (``metav1.Condition`` shape) mean:
 - ``Progressing``: a rollout (or a scale-up) is under way.
 - ``Degraded``: something needs a human: the budget is infeasible or the spec invalid (the last
   good workload keeps serving), or the rollout exceeded its progress deadline, or the
-  Deployment reports a replica failure.
+  Deployment reports a replica failure, or a pod that is not ready says why
+  (``Unschedulable``, ``ImagePullFailed``, ``OOMKilled``, ``CrashLoopBackOff``,
+  ``ContainerConfigError``): that reason is also Ready's, at once rather than at the deadline.
 - ``Stalled`` (kstatus): this generation cannot be applied as written (invalid spec, infeasible
   budget, the API server refused an object, or an object of the same name belongs to someone
   else). Ready is False for such a generation even while the last applied one keeps serving:
@@ -112,7 +114,9 @@ def _condition(
     }
 
 
-def _workload_conditions(verdict: Verdict, seen: Observed | None) -> dict[str, tuple[str, str, str]]:
+def _workload_conditions(
+    verdict: Verdict, seen: Observed | None, pods: tuple[str, str] | None = None
+) -> dict[str, tuple[str, str, str]]:
     desired = verdict.desired_replicas
     if seen is None:
         return {
@@ -140,13 +144,26 @@ def _workload_conditions(verdict: Verdict, seen: Observed | None) -> dict[str, t
         progressing = (TRUE, "RollingOut", f"{seen.updated_replicas}/{desired} updated, {ready_text}")
     else:
         progressing = (FALSE, "RolloutComplete", f"{desired} replicas run the current spec")
+    if pods is not None and ready[0] != TRUE and desired > 0:
+        # What the pods say beats "n/m ready": the reason shows within one pass, not at the deadline.
+        ready = (FALSE, pods[0], f"{pods[1]}; {ready_text}")
     if deadline:
         degraded = (TRUE, "ProgressDeadlineExceeded", "the rollout did not progress in time: check the pods")
+        if pods is not None:
+            degraded = (TRUE, "ProgressDeadlineExceeded", f"the rollout did not progress in time: {pods[1]}")
     elif failure is not None and failure.get("status") == TRUE:
         degraded = (TRUE, "ReplicaFailure", str(failure.get("message", "")))
+    elif pods is not None and ready[0] != TRUE and desired > 0:
+        degraded = (TRUE, pods[0], pods[1])
     else:
         degraded = (FALSE, "", "")
     return {"Ready": ready, "Progressing": progressing, "DegradedWorkload": degraded}
+
+
+def workload_ready(verdict: Verdict, deployment: Obj | None) -> bool:
+    """Whether the Deployment runs the current spec on every desired replica, all ready
+    (the reconciler asks the pods why only when not)."""
+    return _workload_conditions(verdict, Observed.from_deployment(deployment))["Ready"][0] == TRUE
 
 
 def summarize(
@@ -159,12 +176,14 @@ def summarize(
     selector: str,
     plan: Obj | None,
     config_hash: str | None,
+    pods: tuple[str, str] | None = None,
 ) -> Obj:
-    """The whole ``status`` for this pass. ``now`` is an RFC 3339 timestamp from the caller."""
+    """The whole ``status`` for this pass. ``now`` is an RFC 3339 timestamp from the caller;
+    ``pods`` the (reason, message) of the pods' most urgent problem (:mod:`.pods`), if any."""
     previous_status = previous_status or {}
     previous = {c.get("type"): c for c in previous_status.get("conditions", []) or []}
     seen = Observed.from_deployment(deployment)
-    workload = _workload_conditions(verdict, seen)
+    workload = _workload_conditions(verdict, seen, pods)
     gen = verdict.generation
     stall = verdict.stall
     applied_generation = gen if stall is None else previous_status.get("appliedGeneration")
@@ -242,3 +261,55 @@ def status_patch(current: Obj | None, desired: Obj) -> Obj | None:
         if key not in desired:
             patch[key] = None
     return patch or None
+
+
+def _ready_at(status: Obj) -> tuple[str, int] | None:
+    ready = next((c for c in status.get("conditions", []) or [] if c.get("type") == "Ready"), None)
+    if ready is None:
+        return None
+    return str(ready.get("status")), int(ready.get("observedGeneration", 0) or 0)
+
+
+def _plan_changes(before: Obj, after: Obj, limit: int = 8) -> str:
+    keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    shown = [f"{k} {before.get(k, '-')} -> {after.get(k, '-')}" for k in keys[:limit]]
+    if len(keys) > limit:
+        shown.append(f"and {len(keys) - limit} more")
+    return ", ".join(shown)
+
+
+def transitions(previous: Obj | None, current: Obj) -> list[tuple[str, str, str]]:
+    """The (type, reason, message) Events a status change is worth, in order.
+
+    Derived from the persisted status before and after one pass, so each transition is posted
+    once: a resync (or an operator restart) over an unchanged world sees equal statuses and
+    posts nothing. ``Normal``: ``Created`` (the first generation is applied), ``PlanChanged``
+    (the applied plan moved), ``RolledOut`` (Ready became True for this generation).
+    ``Warning``: a pod-level reason newly in ``Degraded`` (unschedulable, image pull, OOM...).
+    The Warnings for Stalled verdicts (invalid, infeasible, refused) are posted by the reconciler.
+    """
+    from .pods import POD_REASONS
+
+    previous = previous or {}
+    events: list[tuple[str, str, str]] = []
+    generation = int(current.get("observedGeneration", 0) or 0)
+    applied = current.get("appliedGeneration")
+    conditions = {c.get("type"): c for c in current.get("conditions", []) or []}
+    if applied is not None and previous.get("appliedGeneration") is None:
+        fits = conditions.get("BudgetFits", {}).get("message", "")
+        events.append(("Normal", "Created", f"generation {applied} applied: {fits}".rstrip(": ")))
+    before, after = previous.get("appliedPlan"), current.get("appliedPlan")
+    if before is not None and after is not None and before != after:
+        events.append(
+            ("Normal", "PlanChanged", f"generation {applied} applied a new plan: {_plan_changes(before, after)}")
+        )
+    ready = _ready_at(current)
+    if ready == (TRUE, generation) and _ready_at(previous) != (TRUE, generation):
+        message = conditions["Ready"].get("message", "")
+        events.append(("Normal", "RolledOut", f"generation {generation} is ready: {message}"))
+    degraded = conditions.get("Degraded", {})
+    if degraded.get("status") == TRUE and degraded.get("reason") in POD_REASONS:
+        was = next((c for c in previous.get("conditions", []) or [] if c.get("type") == "Degraded"), {})
+        if (was.get("status"), was.get("reason")) != (TRUE, degraded.get("reason")):
+            events.append(("Warning", str(degraded["reason"]), str(degraded.get("message", ""))))
+    return events

@@ -9,7 +9,7 @@ seam depend on this module and not on the wire format. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from .budget import Plan, VideoBudget
@@ -20,19 +20,14 @@ MediaKind = Literal["video", "image"]
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """What one request may ask for: the resolved budget, the Plan and the request settings."""
+    """What one request may ask for: the resolved budget, the Plan's frame cap, the request settings."""
 
     model_name: str
-    fps: float
-    max_frames: int
+    budget: VideoBudget
+    """Resolved for the served family (pixel defaults filled in): the budget itself, not a copy
+    of its fields."""
     frames_per_video: int
-    min_pixels: int
-    max_pixels: int
-    total_pixels: int | None
-    videos_per_prompt: int
-    images_per_prompt: int
-    max_output_tokens: int
-    max_prompt_tokens: int
+    """The Plan's most sampled frames of one in-budget video (a client's ``num_frames`` cap)."""
     max_text_bytes: int
     """Most UTF-8 bytes of text (all messages together), refused by length before tokenizing:
     the settings' ``text_byte_limit()``, a bytes-per-token bound times ``max_prompt_tokens``."""
@@ -41,25 +36,30 @@ class RequestLimits:
     max_stop_sequences: int = 4
     max_messages: int = 256
 
+    def __post_init__(self) -> None:
+        if self.budget.min_pixels is None or self.budget.max_pixels is None:
+            raise ValueError("RequestLimits needs a resolved budget (VideoBudget.resolved)")
+
+    @property
+    def min_pixels(self) -> int:
+        assert self.budget.min_pixels is not None
+        return self.budget.min_pixels
+
+    @property
+    def max_pixels(self) -> int:
+        assert self.budget.max_pixels is not None
+        return self.budget.max_pixels
+
     @classmethod
     def from_plan(
         cls, model_name: str, budget: VideoBudget, plan: Plan, *, max_text_bytes: int, **request_limits: int
     ) -> RequestLimits:
-        """``budget`` must be resolved (pixel defaults filled in) for the served family;
-        ``request_limits`` are the settings' per-request limits (``max_n``, ``max_text_bytes``...)."""
-        assert budget.min_pixels is not None and budget.max_pixels is not None
+        """``budget`` must be resolved for the served family; ``request_limits`` are the settings'
+        per-request limits (``max_n``, ``max_messages``...)."""
         return cls(
             model_name=model_name,
-            fps=budget.fps,
-            max_frames=budget.max_frames,
+            budget=budget,
             frames_per_video=plan.frames_per_video,
-            min_pixels=budget.min_pixels,
-            max_pixels=budget.max_pixels,
-            total_pixels=budget.total_pixels,
-            videos_per_prompt=budget.videos_per_prompt,
-            images_per_prompt=budget.images_per_prompt,
-            max_output_tokens=budget.max_output_tokens,
-            max_prompt_tokens=budget.max_prompt_tokens,
             max_text_bytes=max_text_bytes,
             **request_limits,
         )
@@ -79,6 +79,11 @@ class VideoOptions:
     max_pixels: int
     total_pixels: int | None
     num_frames: int | None = None
+
+    @classmethod
+    def from_budget(cls, budget: VideoBudget) -> VideoOptions:
+        """The budget's own sampling: each field of this class that the (resolved) budget has."""
+        return cls(**{f.name: getattr(budget, f.name) for f in fields(cls) if hasattr(budget, f.name)})
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ RESOURCES: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "v1/configmaps": ("ConfigMap", True, ()),
     "v1/services": ("Service", True, ("status",)),
     "v1/events": ("Event", True, ()),
+    "v1/pods": ("Pod", True, ()),
     "apps/v1/deployments": ("Deployment", True, ("status", "scale")),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, ()),
     "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True, ("status",)),

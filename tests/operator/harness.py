@@ -158,6 +158,29 @@ class Cluster:
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what or check}")
 
+    async def quiet(self, quiet_for: float = 0.7, timeout: float = 10.0) -> None:
+        """Wait until the operator has written nothing for ``quiet_for`` seconds (kopf's own
+        bookkeeping patch after an update handler can lag the status write it follows)."""
+        deadline = time.monotonic() + timeout
+        count, since = len(self.operator_writes()), time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = len(self.operator_writes())
+            if now != count:
+                count, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_for:
+                return
+        raise AssertionError(f"the operator kept writing: {self.operator_writes()[-5:]}")
+
+    def events(self, reason: str | None = None) -> list[Obj]:
+        """The Events stored so far (oldest first), of one ``reason`` if given."""
+        found = [
+            dict(obj.raw)
+            for (res, _, _), obj in self.server.objects.items()
+            if res.plural == "events" and not obj.deleted and reason in (None, obj.raw.get("reason"))
+        ]
+        return sorted(found, key=lambda e: int(e["metadata"].get("resourceVersion", 0)))
+
     async def condition(self, ns: str, name: str, kind: str) -> Obj | None:
         cr = await self.get("VideoModel", ns, name)
         for cond in ((cr or {}).get("status") or {}).get("conditions", []):

@@ -495,3 +495,161 @@ async def test_switching_from_replicas_to_autoscaling_hands_the_replica_count_ov
         writes = cluster.operator_writes()
         await asyncio.sleep(1.0)
         assert cluster.operator_writes()[len(writes) :] == []
+
+
+# -- issue 8 features: Normal Events on transitions, pod-level reasons -----------------------------
+
+
+async def test_normal_events_mark_created_rolled_out_and_plan_changed_once_each() -> None:
+    async with running_cluster(resync_seconds=0.3) as cluster:
+        await cluster.create(example())
+        await converged(cluster)
+
+        async def rolled_out(count: int) -> bool:
+            return len(cluster.events("RolledOut")) >= count
+
+        await cluster.eventually(lambda: rolled_out(1), what="RolledOut for generation 1")
+        (created,) = cluster.events("Created")
+        assert created["type"] == "Normal" and created["involvedObject"]["name"] == NAME
+        assert "generation 1" in created["message"] and "frames" in created["message"]
+        (rolled,) = cluster.events("RolledOut")
+        assert rolled["type"] == "Normal" and "generation 1" in rolled["message"]
+        assert not cluster.events("PlanChanged")
+
+        await cluster.patch("VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 60}}})
+        await converged(cluster, generation=2)
+        await cluster.eventually(lambda: rolled_out(2), what="RolledOut for generation 2")
+        (changed,) = cluster.events("PlanChanged")
+        assert changed["type"] == "Normal" and "generation 2" in changed["message"]
+        assert "maxSeconds" in changed["message"] and "-> 60" in changed["message"]
+        assert "generation 2" in cluster.events("RolledOut")[-1]["message"]
+
+        # Transitions only: resyncs over the converged world post nothing (and write nothing).
+        await asyncio.sleep(0.5)
+        writes, events = cluster.operator_writes(), cluster.events()
+        await asyncio.sleep(1.5)
+        assert cluster.events() == events
+        assert cluster.operator_writes()[len(writes) :] == []
+        assert [e["reason"] for e in events].count("Created") == 1
+
+
+def _pod(name: str, labels: dict[str, str], status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"containers": [{"name": "server", "image": "ghcr.io/videomodel/videomodel-server:0.1.0"}]},
+        "status": status,
+    }
+
+
+POD_STATES: dict[str, tuple[dict[str, Any], str, str]] = {
+    "unschedulable": (
+        {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                }
+            ],
+        },
+        "Unschedulable",
+        "Insufficient nvidia.com/gpu",
+    ),
+    "image-pull": (
+        {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "ghcr.io/videomodel/videomodel-server:0.1.0",
+                    "imageID": "",
+                    "state": {
+                        "waiting": {
+                            "reason": "ImagePullBackOff",
+                            "message": 'Back-off pulling image "ghcr.io/videomodel/videomodel-server:0.1.0"',
+                        }
+                    },
+                }
+            ],
+        },
+        "ImagePullFailed",
+        "Back-off pulling image",
+    ),
+    "oom-killed": (
+        {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "ready": False,
+                    "restartCount": 3,
+                    "image": "ghcr.io/videomodel/videomodel-server:0.1.0",
+                    "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                }
+            ],
+        },
+        "OOMKilled",
+        "OOMKilled",
+    ),
+}
+
+
+@pytest.mark.parametrize("state", sorted(POD_STATES))
+async def test_a_pod_level_reason_reaches_the_conditions_within_one_resync(state: str) -> None:
+    pod_status, reason, text = POD_STATES[state]
+    resync = 1.0
+    async with running_cluster(resync_seconds=resync) as cluster:
+        cluster.ready_pods = False
+        await cluster.create(example())
+
+        async def not_ready() -> bool:
+            ready = await cluster.condition(NS, NAME, "Ready")
+            return ready is not None and ready["reason"] == "ReplicasNotReady"
+
+        await cluster.eventually(not_ready, what="Ready=False ReplicasNotReady")
+        deployment = await cluster.get("Deployment", NS, NAME)
+        assert deployment is not None
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        pod_name = f"{NAME}-6d5f7c9b8-x2x4q"
+        await cluster.request("POST", f"/api/v1/namespaces/{NS}/pods", _pod(pod_name, selector, pod_status))
+        # A pod of another model in the namespace is never blamed.
+        other = _pod("someone-else", {**selector, "videomodel.io/model": "other"}, POD_STATES["oom-killed"][0])
+        other["metadata"]["labels"] = {"app": "other"}
+        await cluster.request("POST", f"/api/v1/namespaces/{NS}/pods", other)
+
+        async def explained() -> bool:
+            ready = await cluster.condition(NS, NAME, "Ready")
+            return ready is not None and ready["reason"] == reason
+
+        # No pod watch: the periodic pass reads the pods, so the reason shows within one resync.
+        await cluster.eventually(explained, timeout=2 * resync + 3.0, what=f"Ready reason {reason}")
+        conditions = {c: await cluster.condition(NS, NAME, c) for c in ("Ready", "Degraded", "Progressing")}
+        assert conditions["Ready"] is not None and conditions["Degraded"] is not None
+        assert pod_name in conditions["Ready"]["message"] and text in conditions["Ready"]["message"]
+        assert "0/2 replicas ready" in conditions["Ready"]["message"]
+        assert conditions["Degraded"]["status"] == "True" and conditions["Degraded"]["reason"] == reason
+        assert "someone-else" not in conditions["Degraded"]["message"]
+        (warning,) = cluster.events(reason)
+        assert warning["type"] == "Warning" and pod_name in warning["message"]
+        assert len(cluster.events(reason)) == 1
+
+        # An unchanged world: no more writes, no repeated Event.
+        await cluster.quiet()
+        writes = cluster.operator_writes()
+        await asyncio.sleep(2.5 * resync)
+        assert cluster.operator_writes()[len(writes) :] == []
+
+        # Fixed: the pod goes, the replicas become ready, Degraded clears.
+        await cluster.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod_name}")
+        cluster.ready_pods = True
+        await converged(cluster)
+        degraded = await cluster.condition(NS, NAME, "Degraded")
+        assert degraded is not None and degraded["status"] == "False"

@@ -10,21 +10,23 @@ from hypothesis import strategies as st
 
 from videomodel_server.api.chat.protocol import ChatCompletionRequest
 from videomodel_server.api.chat.translation import build
+from videomodel_server.budget import VideoBudget
 from videomodel_server.errors import InvalidRequest, OverBudget
 from videomodel_server.jobs import MediaRef, RequestLimits
 
 LIMITS = RequestLimits(
     model_name="m",
-    fps=2,
-    max_frames=64,
+    budget=VideoBudget(
+        fps=2,
+        max_frames=64,
+        min_pixels=100_352,
+        max_pixels=200_704,
+        videos_per_prompt=2,
+        images_per_prompt=1,
+        max_output_tokens=256,
+        max_prompt_tokens=64,
+    ),
     frames_per_video=40,
-    min_pixels=100_352,
-    max_pixels=200_704,
-    total_pixels=None,
-    videos_per_prompt=2,
-    images_per_prompt=1,
-    max_output_tokens=256,
-    max_prompt_tokens=64,
     max_text_bytes=64 * 32,
 )
 
@@ -72,7 +74,7 @@ def test_clamping_never_exceeds_the_budget(fps: float, max_pixels: int, frames: 
     job = build(_req(_video(fps=fps), **kwargs), LIMITS)
     o = job.videos[0].options
     assert o is not None
-    assert o.fps <= LIMITS.fps and o.max_pixels <= LIMITS.max_pixels and o.max_frames <= LIMITS.max_frames
+    assert o.fps <= LIMITS.budget.fps and o.max_pixels <= LIMITS.max_pixels and o.max_frames <= LIMITS.budget.max_frames
     assert o.min_pixels <= LIMITS.min_pixels
 
 

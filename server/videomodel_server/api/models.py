@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends, Request
 
 from .auth import require_api_key
-from .protocol import ModelBudget, ModelCard, ModelList
+from .protocol import PUBLISHED_PLAN_FIELDS, ModelBudget, ModelCard, ModelList
 from .state import AppState, app_state
 
 router = APIRouter()
@@ -20,20 +22,7 @@ def model_card(state: AppState) -> ModelCard:
         family=state.model.family.value,
         max_model_len=plan.max_model_len,
         budget=ModelBudget(
-            max_seconds=budget.max_seconds,
-            fps=budget.fps,
-            max_frames=budget.max_frames,
-            frames_per_video=plan.frames_per_video,
-            min_pixels=budget.min_pixels or 0,
-            max_pixels=budget.max_pixels or 0,
-            total_pixels=budget.total_pixels,
-            videos_per_prompt=budget.videos_per_prompt,
-            images_per_prompt=budget.images_per_prompt,
-            max_video_bytes=budget.max_video_bytes,
-            max_prompt_tokens=budget.max_prompt_tokens,
-            max_output_tokens=budget.max_output_tokens,
-            tokens_per_video=plan.tokens_per_video,
-            max_model_len=plan.max_model_len,
+            **dataclasses.asdict(budget), **{name: getattr(plan, name) for name in PUBLISHED_PLAN_FIELDS}
         ),
     )
 

@@ -5,28 +5,34 @@ The chat endpoint's own request and response models are in :mod:`.chat.protocol`
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import typing
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
+
+from ..budget import VideoBudget
 
 
-class ModelBudget(BaseModel):
-    """The budget published on ``/v1/models`` so clients can self-limit."""
+def _model_budget() -> type[BaseModel]:
+    """Every :class:`VideoBudget` field (resolved) plus what the plan derives from them.
 
-    max_seconds: float
-    fps: float
-    max_frames: int
-    frames_per_video: int
-    min_pixels: int
-    max_pixels: int
-    total_pixels: int | None
-    videos_per_prompt: int
-    images_per_prompt: int
-    max_video_bytes: int
-    max_prompt_tokens: int
-    max_output_tokens: int
-    tokens_per_video: int
-    max_model_len: int
+    Built from the dataclass, so a new budget field is published the day it is added.
+    """
+    hints = typing.get_type_hints(VideoBudget)
+    fields: dict[str, Any] = {
+        f.name: (hints[f.name], Field(description=str(f.metadata.get("help", ""))))
+        for f in dataclasses.fields(VideoBudget)
+    }
+    for name in PUBLISHED_PLAN_FIELDS:
+        fields[name] = (int, Field(description=f"Derived by the plan: {name.replace('_', ' ')}."))
+    return create_model(
+        "ModelBudget", __doc__="The budget published on /v1/models so clients can self-limit.", **fields
+    )
+
+
+PUBLISHED_PLAN_FIELDS = ("frames_per_video", "tokens_per_video", "tokens_per_image", "max_model_len")
+ModelBudget = _model_budget()
 
 
 class ModelCard(BaseModel):
@@ -37,7 +43,7 @@ class ModelCard(BaseModel):
     root: str
     family: str
     max_model_len: int
-    budget: ModelBudget
+    budget: ModelBudget  # type: ignore[valid-type]
 
 
 class ModelList(BaseModel):

@@ -5,9 +5,14 @@ which decides which frames to keep and when to seek. The loop walks the stream o
 presentation order, offers each decoded frame (with its time) to the selector, seeks when the
 selector asks (to the keyframe before the next target, over gaps longer than
 :data:`~.selection.SEEK_GAP_SECONDS`), and for each target keeps the frame on screen at that
-instant: the last frame whose time is <= the target. That frame is scaled by swscale directly
-from the decoder's YUV frame to the target RGB size (bicubic, like qwen-vl-utils' resize), then
-rotated by the display matrix. At most one full-resolution frame (the current candidate) is
+instant: the last frame whose time is <= the target. That frame is converted to RGB by swscale
+(unscaled: its fast path) and resized by OpenCV straight into the output (bicubic, like
+qwen-vl-utils' resize; area averaging past 2x), then rotated by the display matrix.
+
+Speed (issue 10): FFmpeg decodes with frame threads (``threads``: the pool gives each worker the
+usable cores); when the selector says a frame cannot be any target's, a non-reference frame is
+dropped unbuilt (``skip_frame=NONREF``, constant-rate streams); gaps longer than a second are
+seeked over. At most one full-resolution frame (the current candidate) is
 alive at a time; the output is preallocated ``(T, H, W, 3)`` uint8. Corrupt packets are skipped
 (up to a bound); a stream that ends long before its header said is refused as truncated rather
 than padded with repeats.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import resource
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from av.video.frame import VideoFrame
 
 MAX_CORRUPT_PACKETS = 32
+SkipMode = Literal["DEFAULT", "NONREF"]
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,11 @@ def decode_frames(
 
     def keep(kept: list[tuple[VideoFrame, float]]) -> None:
         for frame, t in kept:
-            rgb: npt.NDArray[Any] = frame.to_ndarray(
-                width=coded_w, height=coded_h, format="rgb24", interpolation="BICUBIC"
-            )
+            i = len(times)
             if plan.rotation:
-                rgb = np.rot90(rgb, k=plan.rotation // 90)
-            out[len(times)] = rgb
+                out[i] = np.rot90(scale_frame(frame, coded_w, coded_h), k=plan.rotation // 90)
+            else:
+                scale_frame(frame, coded_w, coded_h, into=out[i])
             times.append(t)
 
     with open_container(file) as container:
@@ -93,7 +98,7 @@ def decode_frames(
             return float(frame.pts * tb) if frame.pts is not None and tb is not None else None
 
         skipping = skip_unneeded and not plan.variable_rate and tb is not None
-        mode = "DEFAULT"
+        mode: SkipMode = "DEFAULT"
         while not selector.done:
             try:
                 for packet in container.demux(stream):
@@ -104,7 +109,8 @@ def decode_frames(
                         # decodes it. Only non-reference frames are ever dropped (no other
                         # frame changes); see FrameSelector.needs for why none is a target's.
                         pts = packet.pts
-                        wanted = "DEFAULT" if selector.needs(None if pts is None else float(pts * tb)) else "NONREF"
+                        at = float(pts * tb) if pts is not None and tb is not None else None
+                        wanted: SkipMode = "DEFAULT" if selector.needs(at) else "NONREF"
                         if wanted != mode:
                             cc.skip_frame = mode = wanted
                     try:
@@ -140,6 +146,43 @@ def decode_frames(
             pass
         keep(selector.finish())
     return DecodedFrames(out, tuple(times), peak_rss_bytes(), walked, selector.seeks, selector.frames_seen)
+
+
+def scale_frame(
+    frame: VideoFrame, width: int, height: int, into: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.uint8]:
+    """``frame`` as ``(height, width, 3)`` RGB: swscale's unscaled YUV->RGB, then OpenCV's resize.
+
+    Measured on 720p -> 1008x560 (2-core EPYC): 2.4 ms a frame, against 7.4 ms for swscale
+    converting and scaling bicubically in one pass, and closer to qwen-vl-utils' antialiased
+    bicubic resize (mean absolute difference 0.1 against 1.0). Bicubic while shrinking by less
+    than 2x (and when enlarging); area averaging past that, where bicubic would alias.
+    """
+    try:
+        import cv2
+    except ImportError:  # an environment without OpenCV (vLLM brings it): swscale does it all
+        rgb_scaled: npt.NDArray[Any] = frame.to_ndarray(
+            width=width, height=height, format="rgb24", interpolation="BICUBIC"
+        )
+        if into is not None:
+            into[...] = rgb_scaled
+        return into if into is not None else rgb_scaled
+    rgb: npt.NDArray[Any] = frame.to_ndarray(format="rgb24")
+    src_h, src_w = rgb.shape[:2]
+    if (src_w, src_h) == (width, height):
+        if into is None:
+            return rgb
+        into[...] = rgb
+        return into
+    shrink = min(src_w / width, src_h / height)
+    interpolation = cv2.INTER_AREA if shrink >= 2 else cv2.INTER_CUBIC
+    if into is None:
+        resized: npt.NDArray[np.uint8] = np.asarray(
+            cv2.resize(rgb, (width, height), interpolation=interpolation), dtype=np.uint8
+        )
+        return resized
+    cv2.resize(rgb, (width, height), dst=into, interpolation=interpolation)
+    return into
 
 
 def reset_peak_rss() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +79,12 @@ class MediaLimits:
     """Per video (probe and decode each get this much); the worker is killed past it."""
     decode_memory_bytes: int = 3 * GiB
     """Address-space limit (RLIMIT_AS) of each worker process."""
-    decode_threads: int = 1
-    """FFmpeg threads per decoding worker (the pool size is the parallelism knob)."""
+    decode_threads: int = 0
+    """FFmpeg threads per decoding worker; 0: one per CPU this process may use. Frame threads
+    let one request use every core; with all workers busy the cores are shared (measured in
+    ``make bench``: a single thread left a 60 s clip on one of two cores)."""
+    decode_cache_bytes: int = 1 * GiB
+    """Decoded videos kept for reuse (content hash + sampling plan; LRU); 0 disables the cache."""
 
     # -- images
     max_image_pixels: int = 64 * 1024 * 1024
@@ -98,6 +102,8 @@ class MediaLimits:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.decode_threads < 0 or self.decode_cache_bytes < 0:
+            raise ValueError("decode_threads and decode_cache_bytes must be >= 0")
         if self.max_redirects < 0 or self.decode_workers < 1:
             raise ValueError("max_redirects must be >= 0 and decode_workers >= 1")
         object.__setattr__(self, "allowed_domains", tuple(d.strip().lower().strip(".") for d in self.allowed_domains))
@@ -126,16 +132,8 @@ class SamplingBudget:
     def from_budget(cls, budget: VideoBudget, geometry: FamilyGeometry) -> SamplingBudget:
         """The sampling part of a declared budget, family pixel defaults filled in."""
         resolved = budget.resolved(geometry)
-        assert resolved.min_pixels is not None and resolved.max_pixels is not None
-        return cls(
-            fps=resolved.fps,
-            max_frames=resolved.max_frames,
-            min_pixels=resolved.min_pixels,
-            max_pixels=resolved.max_pixels,
-            factor=geometry.factor,
-            total_pixels=resolved.total_pixels,
-            max_seconds=resolved.max_seconds,
-        )
+        shared = {f.name: getattr(resolved, f.name) for f in fields(cls) if hasattr(resolved, f.name)}
+        return cls(factor=geometry.factor, **shared)
 
     @property
     def frame_cap(self) -> int:

@@ -24,10 +24,16 @@ deadlines); the header is probed in a worker and over-budget media is refused be
 is decoded; frames are chosen by timestamp exactly as the budget module computes; only those
 frames are decoded, straight to the target size, in an isolated worker with a time and memory
 limit.
+
+Repeated videos: with ``pool.cache`` on (``MediaLimits.decode_cache_bytes``, via
+``DecodePool.from_limits``), the fetched bytes are hashed and a video already decoded under the
+same budget is returned without probing or decoding (``stats.cache_hit``); its frames are then
+shared and read-only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .cache import CachedVideo, CacheKey, content_digest
 from .fetch import FetchedMedia, Fetcher
 from .images import ImageBudget
 from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
@@ -45,11 +52,17 @@ from .sampling import SamplingPlan, plan_sampling
 
 @dataclass(frozen=True)
 class StageTimings:
-    """Wall-clock seconds per stage (for the per-stage latency histograms)."""
+    """Wall-clock seconds per stage (for the per-stage latency histograms), and whether the
+    decoded-video cache answered (then probe and decode took no time; see ``pool.cache.stats``
+    for the running hit/miss/eviction counters)."""
 
     fetch_s: float
     probe_s: float = 0.0
     decode_s: float = 0.0
+    hash_s: float = 0.0
+    """Hashing the fetched bytes for the cache key (0 with the cache off)."""
+    cache_hit: bool | None = None
+    """True: served from the cache; False: decoded (a miss); None: the cache is off."""
 
 
 @dataclass(frozen=True)
@@ -98,27 +111,52 @@ async def load_video(
     """Fetch, probe, sample and decode one video. See the module docstring for the contract."""
     fetcher = fetcher or Fetcher()
     clamp = apply_overrides(budget, overrides)
+    cache = pool.cache
     started = time.perf_counter()
     media: FetchedMedia = await fetcher.fetch(url, limits, "video")
     with media:
         fetched = time.perf_counter()
-        probe = await pool.probe(media.fd, limits, size=media.size)
-        probed = time.perf_counter()
-        plan = plan_sampling(probe, clamp.budget, clamp.num_frames)
-        decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
+        key: CacheKey | None = None
+        video: CachedVideo | None = None
+        if cache.enabled:
+            loop = asyncio.get_running_loop()
+            digest = await loop.run_in_executor(None, content_digest, media.fd, media.size)
+            key = CacheKey(digest, clamp.budget, clamp.num_frames)
+            video = cache.get(key)
+        hashed = time.perf_counter()
+        cached = video is not None
+        if video is None:
+            probe = await pool.probe(media.fd, limits, size=media.size)
+            probed = time.perf_counter()
+            plan = plan_sampling(probe, clamp.budget, clamp.num_frames)
+            decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
+            video = CachedVideo(
+                decoded.frames, decoded.times, probe, plan, decoded.frames_decoded, decoded.peak_rss_bytes
+            )
+            if key is not None:
+                video = cache.put(key, video)
+        else:
+            probed = hashed
         done = time.perf_counter()
+    plan = video.plan
     return LoadedVideo(
-        frames=decoded.frames,
-        metadata=plan.metadata(decoded.times),
+        frames=video.frames,
+        metadata=plan.metadata(video.times),
         sample_fps=plan.sample_fps,
-        stats=StageTimings(fetch_s=fetched - started, probe_s=probed - fetched, decode_s=done - probed),
+        stats=StageTimings(
+            fetch_s=fetched - started,
+            probe_s=probed - hashed,
+            decode_s=done - probed,
+            hash_s=hashed - fetched,
+            cache_hit=cached if cache.enabled else None,
+        ),
         clamped=clamp.clamped,
-        probe=probe,
+        probe=video.probe,
         plan=plan,
         source_bytes=media.size,
-        timestamps=tuple(t - plan.start_time for t in decoded.times),
-        worker_peak_rss_bytes=decoded.peak_rss_bytes,
-        frames_decoded=decoded.frames_decoded,
+        timestamps=tuple(t - plan.start_time for t in video.times),
+        worker_peak_rss_bytes=0 if cached else video.worker_peak_rss_bytes,
+        frames_decoded=0 if cached else video.frames_decoded,
     )
 
 

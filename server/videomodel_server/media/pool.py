@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .cache import VideoCache
 from .decode import DecodedFrames, decode_frames, reset_peak_rss
 from .errors import DecodeMemory, DecodeTimeout, InvalidVideo, MediaError, MediaUnavailable
 from .images import DecodedImage, ImageBudget, decode_image
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 WORKER_START_TIMEOUT = 60.0
 """Seconds a fresh worker may take to import its libraries and report ready."""
+
+MAX_AUTO_THREADS = 16
+"""``threads=0`` gives each worker one FFmpeg thread per usable CPU, up to this (FFmpeg's own cap)."""
 
 JobKind = Literal["probe", "decode", "image"]
 
@@ -53,6 +57,9 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     import av  # import after the limit so the limit covers FFmpeg's own allocations
+
+    with contextlib.suppress(ImportError):
+        import cv2  # noqa: F401  (decode.scale_frame's resizer: imported before the first job)
 
     av.logging.set_level(av.logging.PANIC)
     conn.send(("ready", os.getpid()))
@@ -185,6 +192,10 @@ class DecodePool:
 
     ``workers`` processes run one job each at a time; further jobs wait their turn (the API's
     admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_AS.
+    ``threads``: FFmpeg threads per worker; 0 (the default of ``MediaLimits``): one per usable
+    CPU, so a lone request decodes on every core and busy workers share them. ``cache_bytes``:
+    the size of :attr:`cache` (0, the default here, disables it; ``from_limits`` takes
+    ``MediaLimits.decode_cache_bytes``).
 
     Workers are started with ``spawn`` (never ``fork``: the API process runs threads and an
     engine), so, as with vLLM, the program's entry point needs an
@@ -197,14 +208,15 @@ class DecodePool:
         workers: int = 2,
         *,
         memory_bytes: int | None = 3 * 1024**3,
-        threads: int = 1,
+        threads: int = 0,
         start_method: str = "spawn",
         recycle_after_jobs: int = 500,
+        cache_bytes: int = 0,
     ) -> None:
         self._size = workers
         self._recycle_after = recycle_after_jobs
         self._memory = memory_bytes
-        self._threads = threads
+        self._threads = threads if threads > 0 else min(MAX_AUTO_THREADS, self.usable_cpus())
         self._ctx = multiprocessing.get_context(start_method)
         self._idle: asyncio.Queue[_Worker] | None = None
         self._all: set[_Worker] = set()
@@ -213,10 +225,26 @@ class DecodePool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
         self.stats = PoolStats()
+        self.cache = VideoCache(cache_bytes)
+        """Decoded videos for reuse (:func:`~.pipeline.load_video` reads and fills it); lives
+        with the pool because both are made once per process, in the app lifespan."""
 
     @classmethod
     def from_limits(cls, limits: MediaLimits) -> DecodePool:
-        return cls(limits.decode_workers, memory_bytes=limits.decode_memory_bytes, threads=limits.decode_threads)
+        return cls(
+            limits.decode_workers,
+            memory_bytes=limits.decode_memory_bytes,
+            threads=limits.decode_threads,
+            cache_bytes=limits.decode_cache_bytes,
+        )
+
+    @staticmethod
+    def usable_cpus() -> int:
+        """CPUs this process may run on (its affinity mask; the container's cpuset)."""
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
 
     @property
     def size(self) -> int:

@@ -84,10 +84,10 @@ def _check_text_length(request: ChatCompletionRequest, limits: RequestLimits) ->
         if exact <= limit:
             return
         size = str(exact)
-    per_token = limit // max(1, limits.max_prompt_tokens)
+    per_token = limit // max(1, limits.budget.max_prompt_tokens)
     raise OverBudget(
         f"the request's text is {size} bytes; this server accepts at most {limit} bytes of text "
-        f"({per_token} bytes per token of {label('max_prompt_tokens')} {limits.max_prompt_tokens})",
+        f"({per_token} bytes per token of {label('max_prompt_tokens')} {limits.budget.max_prompt_tokens})",
         param="messages",
     )
 
@@ -186,26 +186,16 @@ def _media_ref(
 def _check_media_counts(media: list[MediaRef], limits: RequestLimits) -> None:
     videos = sum(1 for m in media if m.kind == "video")
     images = len(media) - videos
-    if videos > limits.videos_per_prompt:
+    if videos > limits.budget.videos_per_prompt:
         raise OverBudget(
-            f"request has {videos} videos; this model accepts at most {limits.videos_per_prompt} per prompt",
+            f"request has {videos} videos; this model accepts at most {limits.budget.videos_per_prompt} per prompt",
             param="messages",
         )
-    if images > limits.images_per_prompt:
+    if images > limits.budget.images_per_prompt:
         raise OverBudget(
-            f"request has {images} images; this model accepts at most {limits.images_per_prompt} per prompt",
+            f"request has {images} images; this model accepts at most {limits.budget.images_per_prompt} per prompt",
             param="messages",
         )
-
-
-def _budget_options(limits: RequestLimits) -> VideoOptions:
-    return VideoOptions(
-        fps=limits.fps,
-        max_frames=limits.max_frames,
-        min_pixels=limits.min_pixels,
-        max_pixels=limits.max_pixels,
-        total_pixels=limits.total_pixels,
-    )
 
 
 def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits, clamped: list[str]) -> VideoOptions:
@@ -227,7 +217,7 @@ def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits
         max_pixels=proc.max_pixels,
         total_pixels=proc.total_pixels,
     )
-    return _clamp(_budget_options(limits), merged, limits, clamped, "mm_processor_kwargs")
+    return _clamp(VideoOptions.from_budget(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
 
 
 def _clamp(
@@ -249,8 +239,8 @@ def _clamp(
             return limit
         return asked
 
-    fps = cap("fps", ask.fps, base.fps, limits.fps)
-    max_frames = int(cap("max_frames", ask.max_frames, base.max_frames, limits.max_frames))
+    fps = cap("fps", ask.fps, base.fps, limits.budget.fps)
+    max_frames = int(cap("max_frames", ask.max_frames, base.max_frames, limits.budget.max_frames))
     max_pixels = int(cap("max_pixels", ask.max_pixels, base.max_pixels, limits.max_pixels))
     min_pixels = int(cap("min_pixels", ask.min_pixels, base.min_pixels, limits.min_pixels))
     if min_pixels > max_pixels:
@@ -259,7 +249,7 @@ def _clamp(
         min_pixels = max_pixels  # a client cap below the budget's floor lowers the floor with it
     total: int | None = base.total_pixels
     if ask.total_pixels is not None:
-        total_limit = limits.total_pixels
+        total_limit = limits.budget.total_pixels
         if total_limit is not None and ask.total_pixels > total_limit:
             clamped.append(f"total_pixels={ask.total_pixels}->{total_limit}")
             total = total_limit
@@ -290,9 +280,9 @@ def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling
     if both and request.max_tokens != request.max_completion_tokens:
         raise InvalidRequest("max_tokens and max_completion_tokens differ; set one", param="max_tokens")
     asked = request.max_completion_tokens or request.max_tokens
-    if asked is not None and asked > limits.max_output_tokens:
+    if asked is not None and asked > limits.budget.max_output_tokens:
         raise OverBudget(
-            f"max_tokens is {asked}; this model generates at most {limits.max_output_tokens} tokens per request",
+            f"max_tokens is {asked}; this model generates at most {limits.budget.max_output_tokens} tokens per request",
             param="max_tokens",
         )
     if request.n > limits.max_n:
@@ -316,7 +306,7 @@ def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling
         raise InvalidRequest("top_logprobs requires logprobs=true", param="top_logprobs")
     return Sampling(
         n=request.n,
-        max_tokens=asked or limits.max_output_tokens,
+        max_tokens=asked or limits.budget.max_output_tokens,
         temperature=request.temperature,
         top_p=request.top_p,
         top_k=request.top_k,
@@ -327,7 +317,7 @@ def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling
         frequency_penalty=request.frequency_penalty,
         repetition_penalty=request.repetition_penalty,
         logprobs=logprobs,
-        min_tokens=min(request.min_tokens, asked or limits.max_output_tokens),
+        min_tokens=min(request.min_tokens, asked or limits.budget.max_output_tokens),
     )
 
 

@@ -1,0 +1,131 @@
+"""Decoded videos kept for reuse: a byte-bounded LRU keyed by content hash and sampling inputs.
+
+Why: a client that sends the same video again (a follow-up question, a retry, several users on
+one clip) would otherwise pay the probe and the whole decode again (issue 10: "a repeated video
+costs no second decode"). The fetch still happens: the key is the SHA-256 of the bytes, so a
+URL whose content changed is a miss, and the same bytes under two URLs (or a data URL) hit.
+
+The key also holds the clamped :class:`~.limits.SamplingBudget` and the requested frame count:
+those, with the bytes, determine the probe, the plan (targets, geometry) and so the frames.
+A budget or geometry change therefore never gets another budget's frames.
+
+Cached arrays are shared by every request that hits them: they are made read-only. The cache is
+pure bookkeeping (no I/O, no clock); :func:`content_digest` is the one blocking helper (run it
+off the event loop). Bounded by ``MediaLimits.decode_cache_bytes`` (0 disables it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .limits import SamplingBudget
+    from .probe import ProbeResult
+    from .sampling import SamplingPlan
+
+CHUNK = 1 << 22
+
+
+def content_digest(fd: int, size: int) -> str:
+    """SHA-256 of the first ``size`` bytes behind ``fd`` (positional reads: the offset is kept)."""
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    digest: str
+    budget: SamplingBudget
+    num_frames: int | None
+
+
+@dataclass(frozen=True)
+class CachedVideo:
+    """What a decode produced, enough to rebuild a :class:`~.pipeline.LoadedVideo`."""
+
+    frames: npt.NDArray[np.uint8]
+    times: tuple[float, ...]
+    probe: ProbeResult
+    plan: SamplingPlan
+    frames_decoded: int
+    worker_peak_rss_bytes: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.frames.nbytes)
+
+
+@dataclass
+class CacheStats:
+    """Counters for metrics (monotonic) and the current fill."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    entries: int = 0
+    bytes: int = 0
+
+
+class VideoCache:
+    """LRU of decoded videos holding at most ``max_bytes`` of frames (0: stores nothing).
+
+    A video larger than the whole cache is not stored. Not thread-safe: use it from the event
+    loop only (every method is a few dictionary operations).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        self.max_bytes = max_bytes
+        self.stats = CacheStats()
+        self._entries: OrderedDict[CacheKey, CachedVideo] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def get(self, key: CacheKey) -> CachedVideo | None:
+        """The cached video for ``key`` (now the most recently used), or None; counts hit/miss."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry
+
+    def put(self, key: CacheKey, video: CachedVideo) -> CachedVideo:
+        """Store ``video`` (its frames made read-only), evicting the least recently used."""
+        video.frames.flags.writeable = False
+        if video.nbytes > self.max_bytes:
+            return video
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= old.nbytes
+        while self._entries and self.stats.bytes + video.nbytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.stats.bytes -= evicted.nbytes
+            self.stats.evictions += 1
+        self._entries[key] = video
+        self.stats.bytes += video.nbytes
+        self.stats.entries = len(self._entries)
+        return video
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.stats.bytes = 0
+        self.stats.entries = 0
