@@ -38,7 +38,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +143,14 @@ def serve(directory: Path) -> Iterator[str]:
 
 
 # -- the three paths ---------------------------------------------------------------------------
-
-
 @dataclass
-class Result:
-    frames: int = 0
-    shape: str = ""
-    decoded_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+class Loaded:
+    """One method's decoded video, before the processor."""
+
+    frames: Any
+    count: int
+    nbytes: int
+    cache_hit: bool | None = None
 
 
 def processor() -> Any:
@@ -163,9 +163,9 @@ def processor() -> Any:
     )
 
 
-def run_processor(proc: Any, frames: Any) -> tuple[int, ...]:
+def run_processor(proc: Any, frames: Any) -> str:
     out = proc(videos=[frames], return_tensors="pt", do_sample_frames=False)
-    return tuple(out["pixel_values_videos"].shape)
+    return "x".join(str(s) for s in out["pixel_values_videos"].shape)
 
 
 class Videomodel:
@@ -186,12 +186,11 @@ class Videomodel:
         self.pool = DecodePool.from_limits(self.limits)
         self.fetcher = Fetcher()
 
-    async def load(self, url: str, proc: Any, executor: ThreadPoolExecutor) -> Result:
+    async def load(self, url: str) -> Loaded:
         from videomodel_server.media.pipeline import load_video
 
         video = await load_video(url, self.limits, self.budget, self.pool, fetcher=self.fetcher)
-        shape = await asyncio.get_running_loop().run_in_executor(executor, run_processor, proc, video.frames)
-        return Result(len(video.frames), _fmt(shape), video.frames.nbytes, {"cache_hit": video.stats.cache_hit})
+        return Loaded(video.frames, len(video.frames), video.frames.nbytes, video.stats.cache_hit)
 
 
 def fetch_bytes(url: str) -> bytes:
@@ -200,16 +199,15 @@ def fetch_bytes(url: str) -> bytes:
     return data
 
 
-def vllm_load(url: str, proc: Any) -> Result:
+def vllm_load(url: str) -> Loaded:
     from vllm.multimodal.video import Qwen2VLVideoBackend
 
     data = fetch_bytes(url)
     frames, _meta = Qwen2VLVideoBackend.load_bytes(data, fps=int(FPS), backend="opencv")
-    shape = run_processor(proc, frames)
-    return Result(len(frames), _fmt(shape), frames.nbytes)
+    return Loaded(frames, len(frames), frames.nbytes)
 
 
-def qwen_vl_utils_load(url: str, proc: Any) -> Result:
+def qwen_vl_utils_load(url: str) -> Loaded:
     """decord cannot read a URL here (it sees a partial file): fetch to a temp file first."""
     import tempfile
 
@@ -227,13 +225,7 @@ def qwen_vl_utils_load(url: str, proc: Any) -> Result:
                 "max_pixels": MAX_PIXELS,
             }
         )
-    nbytes = video.numel() * video.element_size()
-    shape = run_processor(proc, video)
-    return Result(len(video), _fmt(shape), nbytes)
-
-
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(s) for s in shape)
+    return Loaded(video, len(video), video.numel() * video.element_size())
 
 
 def floor_decode(path: Path) -> float:
@@ -257,39 +249,55 @@ def floor_decode(path: Path) -> float:
 class Row:
     clip: str
     method: str
-    latency_s: float
+    load_s: float
+    """Best of the runs: URL to decoded frames at the model's size (or full size: vLLM)."""
+    processor_s: float
+    """The processor on those frames (once)."""
     throughput_vps: float | None
+    """Loads per second with CONCURRENCY in flight (the processor not included)."""
     decoded_mb: float
     peak_added_mb: float
     frames: int
     processor_shape: str
 
+    @property
+    def total_s(self) -> float:
+        return self.load_s + self.processor_s
+
 
 async def measure(
     clip: str,
     method: str,
-    one: Callable[[], Awaitable[Result]],
+    load: Callable[[], Awaitable[Loaded]],
+    process: Callable[[Any], Awaitable[str]],
     repeat: int,
     concurrency: int | None,
 ) -> Row:
     best = float("inf")
     peak = 0
-    result = Result()
+    loaded = Loaded(None, 0, 0)
     for _ in range(repeat):
+        loaded = Loaded(None, 0, 0)  # drop the last run's frames before measuring the next
         with PeakRss() as rss:
             started = time.perf_counter()
-            result = await one()
+            loaded = await load()
             best = min(best, time.perf_counter() - started)
         peak = max(peak, rss.added)
+    started = time.perf_counter()
+    shape = await process(loaded.frames)
+    processor_s = time.perf_counter() - started
+    count, nbytes = loaded.count, loaded.nbytes
+    del loaded
     vps = None
     if concurrency:
         started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(concurrency)))
+        await asyncio.gather(*(load() for _ in range(concurrency)))
         vps = concurrency / (time.perf_counter() - started)
-    row = Row(clip, method, best, vps, result.decoded_bytes / 1024**2, peak / 1024**2, result.frames, result.shape)
+    row = Row(clip, method, best, processor_s, vps, nbytes / 1024**2, peak / 1024**2, count, shape)
     print(
-        f"  {method:14s} {best:7.2f} s  {'' if vps is None else f'{vps:5.2f} videos/s'}  "
-        f"decoded {row.decoded_mb:7.1f} MB  peak +{row.peak_added_mb:7.1f} MB  {result.shape}",
+        f"  {method:14s} load {best:6.2f} s + processor {processor_s:5.2f} s  "
+        f"{'' if vps is None else f'{vps:5.2f} loads/s  '}decoded {row.decoded_mb:6.1f} MB  "
+        f"peak +{row.peak_added_mb:6.1f} MB  {shape}",
         flush=True,
     )
     return row
@@ -307,29 +315,33 @@ async def run(clips: list[Any], repeat: int, concurrency: int | None, out: Path)
     floors: dict[str, float] = {}
     paths = {clip.name: clip.path() for clip in clips}  # encode first (cached across runs)
     directory = next(iter(paths.values())).parent
+
+    async def process(frames: Any) -> str:
+        return await loop.run_in_executor(executor, run_processor, proc, frames)
+
     await videomodel.pool.start()
     try:
         with serve(directory) as base:
             for clip in clips:
                 url = f"{base}/{paths[clip.name].name}"
                 conc = None if clip.long else concurrency
+                reps = 1 if clip.long else repeat
                 print(f"{clip.name}:", flush=True)
-                floors[clip.name] = min(floor_decode(paths[clip.name]) for _ in range(1 if clip.long else repeat))
+                floors[clip.name] = min(floor_decode(paths[clip.name]) for _ in range(reps))
                 print(f"  {'floor':14s} {floors[clip.name]:7.2f} s", flush=True)
 
-                async def ours(url: str = url) -> Result:
-                    return await videomodel.load(url, proc, executor)
+                async def ours(url: str = url) -> Loaded:
+                    return await videomodel.load(url)
 
-                async def vllm(url: str = url) -> Result:
-                    return await loop.run_in_executor(executor, vllm_load, url, proc)
+                async def vllm(url: str = url) -> Loaded:
+                    return await loop.run_in_executor(executor, vllm_load, url)
 
-                async def qvu(url: str = url) -> Result:
-                    return await loop.run_in_executor(executor, qwen_vl_utils_load, url, proc)
+                async def qvu(url: str = url) -> Loaded:
+                    return await loop.run_in_executor(executor, qwen_vl_utils_load, url)
 
-                reps = 1 if clip.long else repeat
-                for method, one in zip(METHODS, (ours, vllm, qvu), strict=True):
-                    rows.append(await measure(clip.name, method, one, reps, conc))
-            repeated = await repeated_video(paths, base, clips[0].name, proc, executor)
+                for method, load in zip(METHODS, (ours, vllm, qvu), strict=True):
+                    rows.append(await measure(clip.name, method, load, process, reps, conc))
+            repeated = await repeated_video(paths, base, clips[0].name)
     finally:
         await videomodel.pool.close()
         executor.shutdown(wait=False)
@@ -338,9 +350,7 @@ async def run(clips: list[Any], repeat: int, concurrency: int | None, out: Path)
     return report
 
 
-async def repeated_video(
-    paths: dict[str, Path], base: str, clip: str, proc: Any, executor: ThreadPoolExecutor
-) -> dict[str, Any]:
+async def repeated_video(paths: dict[str, Path], base: str, clip: str) -> dict[str, Any]:
     """The same URL 5 times with the decoded-video cache on (1 GiB): the first is a miss.
     Timed: ``load_video`` alone (the processor's work is the same with or without the cache)."""
     from videomodel_server.media.pipeline import load_video
@@ -371,17 +381,21 @@ def table(report: dict[str, Any]) -> str:
     for row in rows:
         by_clip.setdefault(row.clip, {})[row.method] = row
     head = (
-        "| clip | floor (decode all, all cores) | videomodel | vLLM loader | qwen-vl-utils | speed-up vs vLLM "
-        "| speed-up vs qwen-vl-utils | videos/s at 4 (ours / vLLM / qvu) | decoded MB (ours / vLLM / qvu) "
-        "| peak +MB (ours / vLLM / qvu) |"
+        "| clip | floor: decode all, all cores | load: videomodel / vLLM / qwen-vl-utils | load speed-up vs vLLM "
+        "| vs qwen-vl-utils | load + processor: videomodel / vLLM / qwen-vl-utils | speed-up vs vLLM "
+        "| vs qwen-vl-utils | loads/s at 4 in flight: videomodel / vLLM / qwen-vl-utils | throughput vs vLLM "
+        "| decoded MB handed on | peak +MB of the load |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for clip, methods in by_clip.items():
-        ours, vl, qv = (methods.get(m) for m in METHODS)
+        three = tuple(methods.get(m) for m in METHODS)
+        ours, vl, qv = three
         lines.append(
-            f"| {clip} | {report['floor_s'].get(clip, 0):.2f} s | {_lat(ours)} | {_lat(vl)} | {_lat(qv)} "
-            f"| {_ratio(ours, vl)} | {_ratio(ours, qv)} | {_three((ours, vl, qv), 'throughput_vps', '.2f')} "
-            f"| {_three((ours, vl, qv), 'decoded_mb', '.0f')} | {_three((ours, vl, qv), 'peak_added_mb', '.0f')} |"
+            f"| {clip} | {report['floor_s'].get(clip, 0):.2f} s | {_three(three, 'load_s', '.2f')} s "
+            f"| {_ratio(ours, vl, 'load_s')} | {_ratio(ours, qv, 'load_s')} | {_three(three, 'total_s', '.2f')} s "
+            f"| {_ratio(ours, vl, 'total_s')} | {_ratio(ours, qv, 'total_s')} "
+            f"| {_three(three, 'throughput_vps', '.2f')} | {_ratio(vl, ours, 'throughput_vps')} "
+            f"| {_three(three, 'decoded_mb', '.0f')} | {_three(three, 'peak_added_mb', '.0f')} |"
         )
     m = report["machine"]
     machine_line = (
@@ -390,8 +404,9 @@ def table(report: dict[str, Any]) -> str:
     )
     budget = (
         f"Budget: {FPS:g} fps, at most {MAX_FRAMES} frames, {MIN_PIXELS // 784}..{MAX_PIXELS // 784} x 28 x 28 "
-        f"pixels per frame. Latency: best of the runs, one video at a time, load then processor; "
-        f"videos/s: {CONCURRENCY} in flight (not run for the 10-minute clip)."
+        f"pixels per frame. Load: URL on loopback HTTP to decoded frames, best of the runs, one at a "
+        f"time; processor: transformers' Qwen2VLVideoProcessor on those frames, once; loads/s: "
+        f"{CONCURRENCY} in flight (not run for the 10-minute clip). Speed-ups: the other's time over ours."
     )
     rep = report.get("repeated")
     if rep:
@@ -405,12 +420,11 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join([machine_line, "", budget, "", *lines, ""])
 
 
-def _lat(row: Row | None) -> str:
-    return "-" if row is None else f"{row.latency_s:.2f} s"
-
-
-def _ratio(ours: Row | None, other: Row | None) -> str:
-    return "-" if ours is None or other is None else f"{other.latency_s / ours.latency_s:.2f}x"
+def _ratio(ours: Row | None, other: Row | None, attr: str) -> str:
+    """``other``'s value over ``ours`` (pass them swapped for rates, where higher is better)."""
+    a = None if ours is None else getattr(ours, attr)
+    b = None if other is None else getattr(other, attr)
+    return "-" if not a or b is None else f"{b / a:.2f}x"
 
 
 def _three(rows: tuple[Row | None, ...], attr: str, fmt: str) -> str:

@@ -10,13 +10,13 @@ COLOURS = ((31, 119, 180), (214, 39, 40), (255, 127, 14), (127, 127, 127))
 
 
 def bar_chart(report: dict[str, Any], path: Path, methods: Sequence[str]) -> None:
-    """One group per clip: seconds per video for each method, plus the decode floor."""
+    """One group per clip: seconds to load one video (URL to frames) per method, and the floor."""
     from PIL import Image, ImageDraw, ImageFont
 
     series = [*methods, "floor"]
     clips: dict[str, dict[str, float]] = {}
     for row in report["rows"]:
-        clips.setdefault(row["clip"], {})[row["method"]] = row["latency_s"]
+        clips.setdefault(row["clip"], {})[row["method"]] = row["load_s"]
     for clip, seconds in report["floor_s"].items():
         clips.setdefault(clip, {})["floor"] = seconds
     bar_h, gap, left, right, top = 14, 18, 230, 120, 60
@@ -30,7 +30,7 @@ def bar_chart(report: dict[str, Any], path: Path, methods: Sequence[str]) -> Non
     m = report["machine"]
     draw.text(
         (10, 8),
-        f"Preprocessing per video, seconds (lower is better): load + Qwen2-VL processor. "
+        f"Loading one video, URL to frames at 2 fps, seconds (lower is better; processor not included). "
         f"{m['nproc']} CPUs, {m['cpu']}, {m['ram']}",
         fill="black",
         font=font,

@@ -38,6 +38,7 @@ from .rendering import (
     REPLICAS_BY_AUTOSCALER,
     Capabilities,
     config_map_name,
+    keep_live_selector,
     render,
     selector_string,
     service_url,
@@ -302,6 +303,8 @@ class Reconciler:
                 f"{where} already exists and is not controlled by this VideoModel; "
                 "it was left untouched: delete or rename it",
             )
+        if obj["kind"] == "Deployment":
+            obj = keep_live_selector(obj, live)  # immutable: an older release's selector stays
         if live is not None and contains(obj, live):
             return False
         try:

@@ -309,7 +309,7 @@ def transitions(previous: Obj | None, current: Obj) -> list[tuple[str, str, str]
         events.append(("Normal", "RolledOut", f"generation {generation} is ready: {message}"))
     degraded = conditions.get("Degraded", {})
     if degraded.get("status") == TRUE and degraded.get("reason") in POD_REASONS:
-        was = next((c for c in previous.get("conditions", []) or [] if c.get("type") == "Degraded"), {})
+        was: Obj = next((c for c in previous.get("conditions", []) or [] if c.get("type") == "Degraded"), {})
         if (was.get("status"), was.get("reason")) != (TRUE, degraded.get("reason")):
             events.append(("Warning", str(degraded["reason"]), str(degraded.get("message", ""))))
     return events

@@ -20,6 +20,9 @@ class ServerError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str = "internal_error"
+    retryable: bool = True
+    """Whether the same request may succeed if sent again unchanged. Sent as ``x-should-retry``,
+    which the OpenAI SDKs obey before their status rule (408, 409, 429, 5xx)."""
 
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -35,6 +38,7 @@ class InvalidRequest(ServerError):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request"
+    retryable = False
 
 
 class OverBudget(InvalidRequest):
@@ -62,9 +66,14 @@ class UnprocessableMedia(InvalidRequest):
 
 
 class MediaTimeout(InvalidRequest):
-    """The media host the client named was too slow (408: the client may retry later)."""
+    """The media host the client named was too slow (422, not retried).
 
-    status = 408
+    Not 408: the OpenAI SDKs retry 408 twice by default, so one slow origin would cost three
+    full fetch timeouts of server time and of the client's wait. The slow party is the media
+    host, which an immediate retry does not speed up.
+    """
+
+    status = 422
     code = "media_fetch_timeout"
 
 
@@ -72,16 +81,20 @@ class Unauthorized(ServerError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+    retryable = False
 
 
 class ModelNotFound(ServerError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+    retryable = False
 
 
 class Unavailable(ServerError):
-    """The server cannot take the request now; the client should retry (503 + Retry-After)."""
+    """The server cannot take the request now; the client should retry (503 + Retry-After).
+
+    The only errors a client is told to retry, besides our own 500s."""
 
     status = 503
     type = "service_unavailable"
@@ -105,11 +118,12 @@ class NotReady(Unavailable):
 
 
 class DeadlineExceeded(ServerError):
-    """The request ran past its overall deadline (504)."""
+    """The request ran past its overall deadline (504; not retried: a retry redoes the same work)."""
 
     status = 504
     type = "timeout_error"
     code = "deadline_exceeded"
+    retryable = False
 
 
 class EngineFailure(ServerError):
@@ -128,3 +142,4 @@ class RoutingError(ServerError):
         super().__init__(message, code=code)
         self.status = status
         self.type = "invalid_request_error" if status < 500 else "server_error"
+        self.retryable = status >= 500 or status in (408, 429)

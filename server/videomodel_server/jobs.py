@@ -70,7 +70,8 @@ class VideoOptions:
     """The sampling one video gets: the budget's, or a client's narrower choice.
 
     ``num_frames`` asks for an exact (even) frame count instead of ``fps``; at most one of the two
-    differs from the budget's default.
+    differs from the budget's default. ``video_start``/``video_end`` (seconds, Qwen's content-part
+    fields) sample only that time window of the video; None is the video's own start or end.
     """
 
     fps: float
@@ -79,6 +80,15 @@ class VideoOptions:
     max_pixels: int
     total_pixels: int | None
     num_frames: int | None = None
+    video_start: float | None = None
+    video_end: float | None = None
+
+    @property
+    def window(self) -> tuple[float | None, float | None] | None:
+        """``(video_start, video_end)``, or None for the whole video."""
+        if self.video_start is None and self.video_end is None:
+            return None
+        return (self.video_start, self.video_end)
 
     @classmethod
     def from_budget(cls, budget: VideoBudget) -> VideoOptions:

@@ -19,6 +19,39 @@ from .jobs import MediaRef
 
 
 @dataclass(frozen=True)
+class SamplingReceipt:
+    """How one video was (or, for a dry run, would be) sampled, for the response's receipt.
+
+    ``timestamps``: seconds from the start of the video of each frame (true times, window
+    included); ``label_seconds``: the latest time a frame can have (the window's end, or the
+    video's duration), which prices Qwen3-VL's timestamp labels; ``binding``: the limits that
+    decided the frame count and size, in words.
+    """
+
+    frames: int
+    height: int
+    width: int
+    sample_fps: float
+    duration: float
+    timestamps: tuple[float, ...]
+    label_seconds: float
+    window: tuple[float, float] | None = None
+    binding: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MediaEstimate:
+    """A dry run of one media item: its receipt (None for images: they are not fetched), or the
+    reason the budget refuses it (``problem``)."""
+
+    ref: MediaRef
+    receipt: SamplingReceipt | None = None
+    problem: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    clamped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LoadedMedia:
     """One decoded media item.
 
@@ -35,6 +68,7 @@ class LoadedMedia:
     duration: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     clamped: tuple[str, ...] = ()
+    receipt: SamplingReceipt | None = None
 
     @property
     def frame_count(self) -> int:
@@ -52,6 +86,14 @@ class LoadedMedia:
 class MediaLoader(Protocol):
     async def load(self, ref: MediaRef) -> LoadedMedia:
         """Fetch, check, sample and decode ``ref``; raise a :class:`ServerError` for bad media."""
+        ...
+
+    async def estimate(self, ref: MediaRef) -> MediaEstimate:
+        """Fetch and probe ``ref`` and plan its sampling as :meth:`load` would, decoding nothing.
+
+        Media the budget refuses comes back with its ``problem``; other errors are raised as by
+        :meth:`load`.
+        """
         ...
 
     async def start(self) -> None:

@@ -13,11 +13,21 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .jobs import MediaRef, VideoOptions
-from .loading import LoadedMedia
+from .loading import LoadedMedia, MediaEstimate, SamplingReceipt
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from .media import DecodePool, Fetcher, ImageBudget, MediaLimits, SamplingBudget
+    from .media import (
+        DecodePool,
+        Fetcher,
+        ImageBudget,
+        MediaError,
+        MediaLimits,
+        ProbeResult,
+        SamplingBudget,
+        SamplingOverrides,
+        SamplingPlan,
+    )
     from .wiring import Resolved
 
 
@@ -69,7 +79,7 @@ class PipelineLoader:
         )
 
     async def load(self, ref: MediaRef) -> LoadedMedia:
-        from .media import MediaError, SamplingOverrides, load_image, load_video
+        from .media import MediaError, load_image, load_video
 
         try:
             if ref.kind == "image":
@@ -79,22 +89,118 @@ class PipelineLoader:
                     image.pixels,
                     timings={"fetch": image.stats.fetch_s, "decode": image.stats.decode_s},
                 )
-            budget = self.sampling_budget(ref.options) if ref.options else self.budget
-            overrides = SamplingOverrides(num_frames=ref.options.num_frames) if ref.options else None
-            video = await load_video(ref.url, self.limits, budget, self.pool, fetcher=self.fetcher, overrides=overrides)
+            budget, overrides, window = self._video_inputs(ref)
+            video = await load_video(
+                ref.url,
+                self.limits,
+                budget,
+                self.pool,
+                fetcher=self.fetcher,
+                overrides=overrides,
+                window=window,
+                fps_ceiling=self.budget.fps,
+            )
         except MediaError as exc:
-            exc.param = exc.param or ref.where or None
-            raise
-        duration = video.plan.duration if video.plan is not None else None
+            raise _at(exc, ref) from None
+        assert video.plan is not None and video.probe is not None
+        receipt, notes = self._receipt(ref, video.probe, video.plan, video.timestamps)
         return LoadedMedia(
             ref,
             video.frames,
             metadata=video.metadata,
             sample_fps=video.sample_fps,
-            duration=duration,
+            duration=video.plan.duration,
             timings={"fetch": video.stats.fetch_s, "probe": video.stats.probe_s, "decode": video.stats.decode_s},
-            clamped=tuple(video.clamped),
+            clamped=(*video.clamped, *notes),
+            receipt=receipt,
         )
+
+    async def estimate(self, ref: MediaRef) -> MediaEstimate:
+        """Fetch, probe and plan (no decode); media over the budget comes back with its problem."""
+        from .media import MediaError, MediaOverBudget
+        from .media.estimate import estimate_video
+
+        if ref.kind == "image":
+            return MediaEstimate(ref)
+        budget, overrides, window = self._video_inputs(ref)
+        try:
+            estimate = await estimate_video(
+                ref.url,
+                self.limits,
+                budget,
+                self.pool,
+                fetcher=self.fetcher,
+                overrides=overrides,
+                window=window,
+                fps_ceiling=self.budget.fps,
+            )
+        except MediaOverBudget as exc:
+            return MediaEstimate(ref, problem=f"{ref.where}: {exc.message}" if ref.where else exc.message)
+        except MediaError as exc:
+            raise _at(exc, ref) from None
+        receipt, notes = self._receipt(ref, estimate.probe, estimate.plan, estimate.timestamps)
+        return MediaEstimate(
+            ref,
+            receipt,
+            timings={"fetch": estimate.stats.fetch_s, "probe": estimate.stats.probe_s},
+            clamped=(*estimate.clamped, *notes),
+        )
+
+    def _video_inputs(
+        self, ref: MediaRef
+    ) -> tuple[SamplingBudget, SamplingOverrides | None, tuple[float | None, float | None] | None]:
+        from .media import SamplingOverrides
+
+        if ref.options is None:
+            return self.budget, None, None
+        overrides = SamplingOverrides(num_frames=ref.options.num_frames)
+        return self.sampling_budget(ref.options), overrides, ref.options.window
+
+    def _receipt(
+        self, ref: MediaRef, probe: ProbeResult, plan: SamplingPlan, timestamps: tuple[float, ...]
+    ) -> tuple[SamplingReceipt, list[str]]:
+        """The sampling receipt of one planned video, and the clamp notes the plan implies."""
+        from .media.estimate import binding_limits
+
+        options = ref.options
+        budget = self.sampling_budget(options) if options else self.budget
+        asked = options.num_frames if options else None
+        binding = binding_limits(probe, plan, budget, self.budget, asked, self.budget.fps)
+        notes: list[str] = []
+        if asked is not None and plan.nframes < asked:
+            notes.append(f"num_frames={asked}->{plan.nframes} ({binding[0].removeprefix('frames capped by ')})")
+        length = min(plan.duration, plan.total_frames / plan.source_fps) if plan.duration > 0 else plan.duration
+        window: tuple[float, float] | None = None
+        label_seconds = plan.duration
+        if options is not None and options.window is not None:
+            start = options.video_start or 0.0
+            end = options.video_end if options.video_end is not None else length
+            if end > length:
+                notes.append(f"video_end={end:g}->{length:.2f} (the video's end)")
+                end = length
+            window = (start, end)
+            label_seconds = end
+        receipt = SamplingReceipt(
+            frames=plan.nframes,
+            height=plan.height,
+            width=plan.width,
+            sample_fps=plan.sample_fps,
+            duration=plan.duration,
+            timestamps=tuple(round(t, 4) for t in timestamps),
+            label_seconds=label_seconds,
+            window=window,
+            binding=tuple(binding),
+        )
+        return receipt, notes
+
+
+def _at(exc: MediaError, ref: MediaRef) -> MediaError:
+    """``exc`` with ``param`` naming the request field at fault (a window error names its own field)."""
+    if exc.param and ref.where and not exc.param.startswith("messages"):
+        exc.param = f"{ref.where}.{exc.param}"
+    else:
+        exc.param = exc.param or ref.where or None
+    return exc
 
 
 def build_loader(settings: ServerSettings, resolved: Resolved) -> PipelineLoader:

@@ -15,12 +15,15 @@ from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering import (
     HASH_ANNOTATION,
     Capabilities,
+    keep_live_selector,
     render,
     render_deployment,
+    selector_string,
     server_args,
     serving_contract,
 )
 from videomodel_operator.spec import parse_video_model
+from videomodel_operator.units import parse_bytes
 
 from .conftest import EXAMPLES, load_body, load_cr
 
@@ -419,3 +422,149 @@ def test_dns_egress_reaches_only_the_cluster_dns_and_extra_egress_is_added() -> 
             assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
             assert peer["podSelector"]["matchLabels"]
     assert egress[-1] == extra
+
+
+ARGO_CD_TRACKING_LABEL = "app.kubernetes.io/instance"
+
+
+def _legacy(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    """The Deployment as the releases that selected pods by app.kubernetes.io/instance made it."""
+    legacy = copy.deepcopy(deployment)
+    legacy["spec"]["selector"] = {
+        "matchLabels": {"app.kubernetes.io/name": "videomodel-server", ARGO_CD_TRACKING_LABEL: name}
+    }
+    legacy["spec"]["template"]["metadata"]["labels"][ARGO_CD_TRACKING_LABEL] = name
+    legacy["metadata"]["labels"][ARGO_CD_TRACKING_LABEL] = name
+    return legacy
+
+
+def test_no_child_carries_argo_cds_tracking_label_and_pods_are_selected_by_the_model_label() -> None:
+    """Argo CD's default tracking label would let an Application named like a model claim (and
+    prune) its children: the model's name lives under videomodel.io/model instead."""
+    objects = _objects(EXAMPLES / "qwen2.5-vl-7b-l4.yaml", service_monitor=True)
+    cr = load_cr(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")
+    name = cr.metadata.name
+    expected = {"app.kubernetes.io/name": "videomodel-server", "videomodel.io/model": name}
+    for obj in objects:
+        assert ARGO_CD_TRACKING_LABEL not in obj["metadata"]["labels"], obj["kind"]
+        assert obj["metadata"]["labels"]["videomodel.io/model"] == name
+    deployment = _kind(objects, "Deployment")
+    assert ARGO_CD_TRACKING_LABEL not in deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == expected
+    assert _kind(objects, "Service")["spec"]["selector"] == expected
+    assert _kind(objects, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == expected
+    assert _kind(objects, "ServiceMonitor")["spec"]["selector"]["matchLabels"] == expected
+    assert selector_string(name) == f"app.kubernetes.io/name=videomodel-server,videomodel.io/model={name}"
+
+
+def test_an_existing_deployment_keeps_its_immutable_selector_and_its_pods() -> None:
+    """Upgrading from a release that selected by app.kubernetes.io/instance: the apply keeps the
+    live selector (a changed one is a 422) and the template labels (no rollout), and the new
+    Service/NetworkPolicy/PDB selectors still match the old pods."""
+    objects = _objects(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    name = _kind(objects, "Deployment")["metadata"]["name"]
+    deployment = _kind(objects, "Deployment")
+    live = _legacy(deployment, name)
+    kept = keep_live_selector(deployment, live)
+    assert kept["spec"]["selector"] == live["spec"]["selector"]
+    assert kept["spec"]["template"] == live["spec"]["template"]  # same template: nothing rolls
+    pod_labels = live["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        _kind(objects, "Service")["spec"]["selector"],
+        _kind(objects, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        _kind(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= pod_labels.items()
+    assert keep_live_selector(deployment, None) is deployment
+    assert keep_live_selector(deployment, deployment) is deployment
+    kubernetes_validate.validate(kept, K8S_VERSION, strict=True)
+
+
+def _with_cache_claim(claim: str = "hub-cache", revision: str | None = None) -> dict[str, Any]:
+    body = load_body(EXAMPLES / "qwen2-vl-2b-l4.yaml")
+    body["metadata"]["uid"] = "3f1d3c1e-0000-4000-8000-000000000001"
+    hf = body["spec"]["model"]["source"]["huggingFace"]
+    hf["cacheClaimName"] = claim
+    if revision:
+        hf["revision"] = revision
+    return body
+
+
+def _render_body(body: dict[str, Any]) -> list[dict[str, Any]]:
+    cr = _cr(body)
+    return render(cr, plan_for(cr.spec))
+
+
+def test_a_huggingface_cache_claim_keeps_the_snapshot_across_restarts() -> None:
+    """The snapshot goes to a shared PVC (written by the init container only, read-only in the
+    server), per revision; the pod's emptyDir no longer holds (or requests disk for) the weights."""
+    plain = _kind(_objects(EXAMPLES / "qwen2-vl-2b-l4.yaml"), "Deployment")
+    objects = _render_body(_with_cache_claim(revision="v1.1"))
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    pod = _kind(objects, "Deployment")["spec"]["template"]["spec"]
+    assert_pss_restricted(pod)
+    volume = next(v for v in pod["volumes"] if v["name"] == "hf-cache")
+    assert volume == {"name": "hf-cache", "persistentVolumeClaim": {"claimName": "hub-cache"}}
+    (init,) = pod["initContainers"]
+    server = pod["containers"][0]
+    target = "/hf-cache/models/Qwen/Qwen2-VL-2B-Instruct/v1.1"
+    assert init["command"][-1] == target and server["args"][1] == target
+    assert {"name": "hf-cache", "mountPath": "/hf-cache"} in init["volumeMounts"]
+    assert {"name": "hf-cache", "mountPath": "/hf-cache", "readOnly": True} in server["volumeMounts"]
+    assert {"name": "HF_HOME", "value": "/hf-cache/huggingface"} in init["env"]
+    # The weights no longer sit in the emptyDir: less ephemeral storage requested.
+    plain_disk = parse_bytes(
+        plain["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"]
+    )
+    disk = parse_bytes(server["resources"]["requests"]["ephemeral-storage"])
+    assert disk < plain_disk
+    cache = next(v for v in pod["volumes"] if v["name"] == "cache")
+    assert parse_bytes(cache["emptyDir"]["sizeLimit"]) == 2 * 1024**3
+    # Without a revision: "main", so a later pinned revision gets its own directory.
+    default = _kind(_render_body(_with_cache_claim()), "Deployment")["spec"]["template"]["spec"]
+    assert default["containers"][0]["args"][1] == "/hf-cache/models/Qwen/Qwen2-VL-2B-Instruct/main"
+
+
+def test_the_cache_claim_name_is_validated() -> None:
+    from videomodel_operator.spec import SpecError
+
+    with pytest.raises(SpecError, match="cacheClaimName"):
+        _cr(_with_cache_claim(claim="Not_A_Claim"))
+
+
+def test_the_startup_budget_grows_with_the_weights_and_the_deadline_counts_the_download() -> None:
+    from videomodel_operator.rendering.sizing import MIN_STARTUP_SECONDS, startup_budget
+
+    def deployment_of(path: Path) -> dict[str, Any]:
+        return _kind(_objects(path), "Deployment")
+
+    def probe_seconds(deployment: dict[str, Any]) -> int:
+        probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        return int(probe["periodSeconds"] * probe["failureThreshold"])
+
+    small = deployment_of(EXAMPLES / "qwen2-vl-7b-a100.yaml")  # PVC source, 7B: the floor, as before
+    assert probe_seconds(small) == MIN_STARTUP_SECONDS
+    assert small["spec"]["progressDeadlineSeconds"] == MIN_STARTUP_SECONDS + 600
+    large_body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    large_body["spec"]["model"].update(name="Qwen/Qwen2-VL-72B-Instruct", servedName="qwen2-vl-72b")
+    large_cr = _cr(large_body)
+    large_plan = plan_for(large_cr.spec)
+    weights = large_plan.weights_bytes or 0
+    assert weights > 140e9
+    large = startup_budget(large_cr.spec, large_plan)
+    assert large.startup_seconds > MIN_STARTUP_SECONDS, "a 72B checkpoint needs more than the 7B floor"
+    assert large.startup_seconds >= 600 + weights / (100 * 1024**2)
+    assert large.download_seconds == 0  # a PVC source downloads nothing
+    # A hub source: the deadline adds the download on top of the load.
+    hub_cr = load_cr(EXAMPLES / "qwen2-vl-2b-l4.yaml")
+    budget = startup_budget(hub_cr.spec, plan_for(hub_cr.spec))
+    hub = deployment_of(EXAMPLES / "qwen2-vl-2b-l4.yaml")
+    assert budget.download_seconds > 0
+    assert hub["spec"]["progressDeadlineSeconds"] == budget.download_seconds + budget.startup_seconds + 600
+    # An explicit lifecycle.startupTimeoutSeconds still wins.
+    body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
+    body["metadata"]["uid"] = "3f1d3c1e-0000-4000-8000-000000000001"
+    body["spec"].setdefault("lifecycle", {})["startupTimeoutSeconds"] = 900
+    explicit = _kind(_render_body(body), "Deployment")
+    assert probe_seconds(explicit) == 900

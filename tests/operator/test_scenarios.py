@@ -55,7 +55,7 @@ async def test_create_makes_every_child_with_owner_refs_and_a_full_status() -> N
         assert status["replicas"] == 2 and status["readyReplicas"] == 2 and status["ready"] == "2/2"
         assert status["url"] == f"http://{NAME}.{NS}.svc:8000/v1"
         assert status["plan"]["maxModelLen"] == 20804 and status["plan"]["framesPerVideo"] == 128
-        assert status["selector"] == f"app.kubernetes.io/name=videomodel-server,app.kubernetes.io/instance={NAME}"
+        assert status["selector"] == f"app.kubernetes.io/name=videomodel-server,videomodel.io/model={NAME}"
         conditions = {c["type"]: c for c in status["conditions"]}
         assert set(conditions) == {"Ready", "Progressing", "BudgetFits", "Degraded", "Stalled"}
         assert conditions["Stalled"]["status"] == "False"
@@ -525,7 +525,7 @@ async def test_normal_events_mark_created_rolled_out_and_plan_changed_once_each(
         assert "generation 2" in cluster.events("RolledOut")[-1]["message"]
 
         # Transitions only: resyncs over the converged world post nothing (and write nothing).
-        await asyncio.sleep(0.5)
+        await cluster.quiet()
         writes, events = cluster.operator_writes(), cluster.events()
         await asyncio.sleep(1.5)
         assert cluster.events() == events
@@ -639,7 +639,6 @@ async def test_a_pod_level_reason_reaches_the_conditions_within_one_resync(state
         assert "someone-else" not in conditions["Degraded"]["message"]
         (warning,) = cluster.events(reason)
         assert warning["type"] == "Warning" and pod_name in warning["message"]
-        assert len(cluster.events(reason)) == 1
 
         # An unchanged world: no more writes, no repeated Event.
         await cluster.quiet()
@@ -653,3 +652,39 @@ async def test_a_pod_level_reason_reaches_the_conditions_within_one_resync(state
         await converged(cluster)
         degraded = await cluster.condition(NS, NAME, "Degraded")
         assert degraded is not None and degraded["status"] == "False"
+
+
+async def test_a_deployment_of_an_older_release_keeps_its_selector_and_rolls_nothing() -> None:
+    """Older releases selected pods by app.kubernetes.io/instance (Argo CD's tracking label).
+    Deployment selectors are immutable: the upgraded operator keeps the live one, its pods keep
+    running, and the new Service selector (videomodel.io/model) still reaches them."""
+    from videomodel_operator.planning import plan_for
+    from videomodel_operator.rendering import render
+    from videomodel_operator.spec import parse_video_model
+
+    async with running_cluster() as cluster:
+        await cluster.stop_operator()
+        created = await cluster.create(example())
+        cr = parse_video_model(created)
+        rendered = next(o for o in render(cr, plan_for(cr.spec)) if o["kind"] == "Deployment")
+        legacy = copy.deepcopy(rendered)
+        old_selector = {"app.kubernetes.io/name": "videomodel-server", "app.kubernetes.io/instance": NAME}
+        legacy["spec"]["selector"] = {"matchLabels": old_selector}
+        legacy["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] = NAME
+        await cluster.request("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", legacy)
+        start = len(cluster.server)
+        await cluster.start_operator(cluster._config, cluster._url)
+        await converged(cluster)
+        deployment = await cluster.get("Deployment", NS, NAME)
+        assert deployment is not None
+        assert deployment["spec"]["selector"]["matchLabels"] == old_selector
+        assert deployment["metadata"]["generation"] == 1, "the upgrade rolled the pods"
+        for request in list(cluster.server)[start:]:
+            if "fieldManager" in request.params and request.resource and request.resource.plural == "deployments":
+                body = json.loads(request.body)
+                assert body["spec"]["selector"]["matchLabels"] == old_selector  # never a 422
+        service = await cluster.get("Service", NS, NAME)
+        assert service is not None
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert "app.kubernetes.io/instance" not in service["metadata"]["labels"]

@@ -122,3 +122,96 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
 def test_status_patch_removes_keys_that_went_away() -> None:
     assert status_patch({"a": 1, "b": 2}, {"a": 1}) == {"b": None}
     assert status_patch(None, {"a": 1}) == {"a": 1}
+
+
+# -- issue 8: pod-level reasons and transition Events ---------------------------------------------
+
+
+def _container(state: dict[str, Any], last: dict[str, Any] | None = None, name: str = "server") -> dict[str, Any]:
+    return {"name": name, "state": state, "lastState": last or {}, "restartCount": 1}
+
+
+def _pod(name: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": status}
+
+
+def test_pod_problem_names_the_most_urgent_reason_and_the_pod() -> None:
+    from videomodel_operator.pods import pod_problem
+
+    pending = _pod(
+        "a",
+        conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no GPU"}],
+    )
+    pulling = _pod("b", containerStatuses=[_container({"waiting": {"reason": "ErrImagePull", "message": "404"}})])
+    oom = _pod(
+        "c",
+        containerStatuses=[
+            _container({"waiting": {"reason": "CrashLoopBackOff"}}, {"terminated": {"reason": "OOMKilled"}})
+        ],
+    )
+    crash = _pod(
+        "d",
+        containerStatuses=[_container({"waiting": {"reason": "CrashLoopBackOff"}}, {"terminated": {"exitCode": 3}})],
+    )
+    healthy = _pod("e", containerStatuses=[_container({"running": {}})])
+    assert pod_problem([healthy]) is None and pod_problem([]) is None
+    assert pod_problem([pending]) == ("Unschedulable", "pod a cannot be scheduled: no GPU")
+    assert pod_problem([pending, pulling])[0] == "ImagePullFailed"  # type: ignore[index]
+    reason, message = pod_problem([crash, pending, pulling, oom])  # type: ignore[misc]
+    assert reason == "OOMKilled" and "pod c container server" in message
+    assert pod_problem([crash]) == ("CrashLoopBackOff", "pod d container server is crash-looping (last exit code 3)")
+    # Deterministic whatever the order the API lists them in (no status churn on resync).
+    assert pod_problem([pulling, pending, crash]) == pod_problem([crash, pending, pulling])
+    two = [_pod(n, conditions=pending["status"]["conditions"]) for n in ("x", "y")]
+    assert pod_problem(two) == ("Unschedulable", "pod x cannot be scheduled: no GPU (and 1 more like it)")
+
+
+def test_a_pod_reason_replaces_replicas_not_ready_and_degrades() -> None:
+    dep = deployment(ready=0)
+    status = summarize(
+        FEASIBLE,
+        dep,
+        None,
+        T0,
+        url="u",
+        selector="s",
+        plan=None,
+        config_hash="h",
+        pods=("Unschedulable", "pod a cannot be scheduled: no GPU"),
+    )
+    got = conditions(status)
+    assert got["Ready"]["reason"] == "Unschedulable" and "0/2 replicas ready" in got["Ready"]["message"]
+    assert (got["Degraded"]["status"], got["Degraded"]["reason"]) == ("True", "Unschedulable")
+    # All ready: a stale pod reason does not override the truth.
+    fine = summarize(
+        FEASIBLE, deployment(), None, T0, url="u", selector="s", plan=None, config_hash="h", pods=("X", "y")
+    )
+    assert conditions(fine)["Ready"]["status"] == "True" and conditions(fine)["Degraded"]["status"] == "False"
+
+
+def test_transitions_are_posted_once_per_change() -> None:
+    from videomodel_operator.status import transitions
+
+    plan_a, plan_b = {"maxSeconds": 120, "maxModelLen": 1}, {"maxSeconds": 60, "maxModelLen": 1}
+    first = summarize(FEASIBLE, deployment(), None, T0, url="u", selector="s", plan=plan_a, config_hash="h")
+    assert [(t, r) for t, r, _ in transitions({}, first)] == [("Normal", "Created"), ("Normal", "RolledOut")]
+    assert transitions(first, first) == []
+    edit = Verdict(generation=4, desired_replicas=2, feasible=True, summary="fits")
+    rolling = summarize(edit, deployment(2, 1), first, T1, url="u", selector="s", plan=plan_b, config_hash="h2")
+    ((kind, reason, message),) = transitions(first, rolling)
+    assert (kind, reason) == ("Normal", "PlanChanged") and "maxSeconds 120 -> 60" in message
+    done = summarize(edit, deployment(2, 2), rolling, T1, url="u", selector="s", plan=plan_b, config_hash="h2")
+    assert [r for _, r, _ in transitions(rolling, done)] == ["RolledOut"]
+    sick = summarize(
+        edit,
+        deployment(2, 2, ready=1),
+        done,
+        T1,
+        url="u",
+        selector="s",
+        plan=plan_b,
+        config_hash="h2",
+        pods=("OOMKilled", "pod p container server was OOMKilled"),
+    )
+    assert [(t, r) for t, r, _ in transitions(done, sick)] == [("Warning", "OOMKilled")]
+    assert transitions(sick, sick) == []

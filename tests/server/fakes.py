@@ -16,7 +16,7 @@ import numpy as np
 from videomodel_server.engine import ChoiceDelta, EngineInput, EngineStep, TokenLogprobInfo, template_messages
 from videomodel_server.errors import UnprocessableMedia
 from videomodel_server.jobs import MediaRef, Sampling, Turn
-from videomodel_server.loading import LoadedMedia
+from videomodel_server.loading import LoadedMedia, MediaEstimate, SamplingReceipt
 
 
 @dataclass
@@ -131,10 +131,39 @@ class FakeLoader:
             sample_fps=2.0,
             duration=n / 2,
             timings={"fetch": 0.001, "probe": 0.001, "decode": 0.002},
+            receipt=_receipt(n),
         )
+
+    async def estimate(self, ref: MediaRef) -> MediaEstimate:
+        """As :meth:`load` without frames; ``.../long.mp4`` is a video over the budget."""
+        self.calls.append(ref.url)
+        while self.hold is not None and not self.hold.is_set():
+            await asyncio.sleep(0.01)
+        if ref.url.endswith("bad.mp4"):
+            raise UnprocessableMedia("video could not be decoded", code="invalid_video")
+        if ref.url.endswith("long.mp4"):
+            return MediaEstimate(ref, problem="video is 312.4 s long; this model accepts at most 20 s")
+        if ref.kind == "image":
+            return MediaEstimate(ref)
+        n = ref.options.num_frames if ref.options and ref.options.num_frames else 4
+        return MediaEstimate(ref, _receipt(n), timings={"fetch": 0.001, "probe": 0.001})
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
         return None
+
+
+def _receipt(n: int) -> SamplingReceipt:
+    """The fake video's receipt: n frames of 56x56 at 2 fps, from a clip of n / 2 seconds."""
+    return SamplingReceipt(
+        frames=n,
+        height=56,
+        width=56,
+        sample_fps=2.0,
+        duration=n / 2,
+        timestamps=tuple(i / 2 for i in range(n)),
+        label_seconds=n / 2,
+        binding=("frames set by fps (--fps)=2",),
+    )

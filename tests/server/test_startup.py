@@ -108,8 +108,9 @@ def test_derived_settings_follow_the_budget() -> None:
     assert resolved.max_model_len == resolved.plan.max_model_len
     assert resolved.fetch_timeout == resolved.plan.fetch_timeout_seconds
     config = engine_config(s, resolved)
-    assert config.limit_mm_per_prompt["video"]["num_frames"] == 40
-    assert config.max_num_batched_tokens == max(2048, resolved.plan.tokens_per_video)
+    assert resolved.plan.frames_per_video == 40
+    assert config.limit_mm_per_prompt["video"]["num_frames"] == 14  # vLLM's Qwen2-VL profile dummy
+    assert config.max_num_batched_tokens == resolved.plan.max_num_batched_tokens >= resolved.plan.tokens_per_video
     argv = engine_argv(config)
     assert argv[argv.index("--max-model-len") + 1] == str(resolved.plan.max_model_len)
     assert json.loads(argv[argv.index("--limit-mm-per-prompt") + 1]) == resolved.plan.limit_mm_per_prompt

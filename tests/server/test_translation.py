@@ -142,3 +142,34 @@ def test_text_over_the_byte_bound_is_refused_naming_the_limit_and_the_flag() -> 
 def test_huge_text_is_refused_by_its_length_alone() -> None:
     with pytest.raises(OverBudget, match="at least 50000000 bytes"):
         build(_req("x" * 50_000_000), LIMITS)
+
+
+# -- time windows (issue 12 item 9) ---------------------------------------------------------------
+
+
+def test_a_window_reaches_the_video_options() -> None:
+    (video,) = build(_req(_video(video_start=1.5, video_end=4)), LIMITS).videos
+    assert video.options is not None and video.options.window == (1.5, 4.0)
+    (video,) = build(_req(_video(video_end=4)), LIMITS).videos
+    assert video.options is not None and video.options.window == (None, 4.0)
+    (video,) = build(_req(_video()), LIMITS).videos
+    assert video.options is not None and video.options.window is None
+
+
+@pytest.mark.parametrize(
+    ("window", "field", "needle"),
+    [
+        ({"video_start": -0.1}, "video_start", "non-negative"),
+        ({"video_end": -3}, "video_end", "non-negative"),
+        ({"video_start": float("nan")}, "video_start", "non-negative"),
+        ({"video_end": float("inf")}, "video_end", "non-negative"),
+        ({"video_start": 4, "video_end": 2}, "video_end", "must be after video_start"),
+        ({"video_start": 2, "video_end": 2}, "video_end", "must be after video_start"),
+        ({"video_start": 60}, "video_start", "no video this model accepts is that long"),
+    ],
+)
+def test_hostile_windows_are_refused_naming_the_field(window: dict[str, float], field: str, needle: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        build(_req(_video(**window)), LIMITS)
+    assert info.value.param == f"messages[0].content[0].{field}" and needle in info.value.message
+    assert info.value.status == 400

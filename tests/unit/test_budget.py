@@ -7,6 +7,7 @@ than the Plan says, which is what keeps every in-budget request from failing at 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -190,10 +191,60 @@ def test_fetch_timeout_is_bytes_over_bandwidth_plus_slack_clamped() -> None:
     assert fetch_timeout(VideoBudget(max_video_bytes=2**40, min_fetch_bandwidth=1)) == 900.0
 
 
-def test_limit_mm_per_prompt_carries_the_worst_case() -> None:
+def test_limit_mm_per_prompt_carries_the_profile_dummy() -> None:
+    """vLLM reads the video limits as its profile's dummy options (they only shrink its dummy)."""
     plan = derive(VideoBudget(images_per_prompt=2), BUILTIN_MODELS["Qwen3-VL-8B"])
     video = plan.limit_mm_per_prompt["video"]
-    assert video["num_frames"] == plan.frames_per_video
-    assert (video["height"], video["width"]) == (plan.worst_case_frame["height"], plan.worst_case_frame["width"])
+    profile = plan.profile_video
+    assert video == {"count": 1, "num_frames": 2, "width": profile["width"], "height": profile["height"]}
     assert plan.limit_mm_per_prompt["image"]["count"] == 2
+
+
+def test_profile_of_the_a100_example_is_ten_worst_case_frame_dummies() -> None:
+    """vLLM caps a Qwen2-VL dummy video at 14 frames; 10 of them at the budget's 448x448 frame
+    (140 frames, 17,920 vision tokens) go through the encoder at once when the batch holds them."""
+    budget = VideoBudget(max_seconds=120, fps=2, max_frames=128, min_pixels=100352, max_pixels=200704)
+    plan = derive(budget, BUILTIN_MODELS["Qwen2-VL-7B"])
+    assert plan.profile_video == {
+        "items": 10,
+        "frames_per_item": 14,
+        "frames": 140,
+        "height": 448,
+        "width": 448,
+        "tokens": 17920,
+        "covers": 1,
+    }
+    assert plan.max_num_batched_tokens == 17920
+    assert plan.limit_mm_per_prompt["video"] == {"count": 1, "num_frames": 14, "width": 448, "height": 448}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(budget=budgets(), videos=st.integers(1, 3), model=st.sampled_from(MODELS))
+def test_vllm_profile_covers_every_feasible_worst_case(budget: VideoBudget, videos: int, model: object) -> None:
+    assert isinstance(model, type(MODELS[0]))
+    plan = derive(dataclasses.replace(budget, videos_per_prompt=videos), model)
+    assume(plan.feasible)
+    profile = plan.profile_video
+    worst = plan.frames_per_video // 2 * plan.tokens_per_frame_group
+    assert profile["covers"] == 1 and profile["tokens"] >= worst
+    assert plan.max_num_batched_tokens >= max(profile["tokens"], plan.tokens_per_video, 2048)
+    # vLLM encodes encoder-budget // one-dummy of them: exactly the plan's items or more.
+    assert plan.max_num_batched_tokens // (profile["tokens"] // profile["items"]) >= profile["items"]
+    cells = (profile["height"] // 28) * (profile["width"] // 28)
+    if not model.geometry.timestamps_per_group and cells <= plan.tokens_per_frame_group:
+        # Frames no larger than the worst case's: at least as many of them.
+        assert profile["frames"] >= plan.frames_per_video
+
+
+def test_memory_model_uses_the_measured_overhead_and_cuda_graphs() -> None:
+    """First H200 run (vLLM 0.26): 2.31 GiB besides weights and KV cache, plus 0.9 GiB of graphs."""
+    from videomodel_server.budget.plan import CUDA_GRAPH_BYTES, ENGINE_OVERHEAD_BYTES
+
+    gib = 1024**3
+    assert round(ENGINE_OVERHEAD_BYTES / gib, 2) == 2.31 and round(CUDA_GRAPH_BYTES / gib, 2) == 0.9
+    gpu = GpuSpec(count=2, memory_bytes=80 * gib, memory_utilization=0.9)
+    plan = derive(VideoBudget(), BUILTIN_MODELS["Qwen2-VL-7B"], gpu)
+    assert plan.weights_bytes is not None
+    expected = int(2 * 80 * gib * 0.9 - plan.weights_bytes - 2 * (ENGINE_OVERHEAD_BYTES + CUDA_GRAPH_BYTES))
+    assert plan.kv_cache_bytes_available == expected
     assert math.isclose(plan.max_seconds, 60.0)

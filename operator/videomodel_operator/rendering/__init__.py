@@ -40,6 +40,7 @@ from .workload import (
     REPLICAS_BY_AUTOSCALER,
     REPLICAS_BY_OPERATOR,
     config_hash,
+    keep_live_selector,
     render_config_map,
     render_deployment,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Sizing",
     "config_hash",
     "config_map_name",
+    "keep_live_selector",
     "model_path",
     "render",
     "render_config_map",

@@ -21,13 +21,20 @@ HASH_ANNOTATION = "videomodel.io/config-hash"
 MANAGED_BY = "videomodel-operator"
 NAME_LABEL = "app.kubernetes.io/name"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+"""Not set on children: Argo CD's default tracking label (a model named like an Argo CD
+Application would have its children claimed, and pruned, by that Application). Older releases
+selected pods by it; see :func:`~videomodel_operator.rendering.workload.keep_live_selector`."""
 MODEL_LABEL = "videomodel.io/model"
+"""The VideoModel's name: the instance key of every child and of the pod selector."""
 APP_NAME = "videomodel-server"
 RUN_AS_USER = 1000
 
 MODELS_MOUNT = "/models"
 CACHE_MOUNT = "/cache"
 DOWNLOAD_DIR = f"{CACHE_MOUNT}/models"
+HF_CACHE_MOUNT = "/hf-cache"
+"""Where ``huggingFace.cacheClaimName`` is mounted (read-write in the download init container,
+read-only in the server); snapshots live under ``models/<repo>/<revision>``."""
 SERVING_MOUNT = "/etc/videomodel"
 """Where the ConfigMap's ``serving.json`` (the server's budget file) is mounted."""
 
@@ -40,7 +47,9 @@ class Capabilities:
 
 
 def selector_labels(name: str) -> dict[str, str]:
-    return {NAME_LABEL: APP_NAME, INSTANCE_LABEL: name}
+    """The pods of one VideoModel. Pods of Deployments made by older releases (selected by
+    ``app.kubernetes.io/instance``) carry these labels too, so Services and policies match both."""
+    return {NAME_LABEL: APP_NAME, MODEL_LABEL: name}
 
 
 def selector_string(name: str) -> str:
@@ -53,7 +62,6 @@ def labels(cr: VideoModel, component: str = "inference") -> dict[str, str]:
         **selector_labels(cr.metadata.name),
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        MODEL_LABEL: cr.metadata.name,
     }
 
 

@@ -11,15 +11,19 @@ from videomodel_server.budget import Plan, flag
 from videomodel_server.budget.contract import BUDGET_FILE_KEY, AdmissionSettings, EngineSettings, ServingContract
 
 from ..spec import SERVER_PORT, VideoModelSpec
-from .common import DOWNLOAD_DIR, MODELS_MOUNT, SERVING_MOUNT
+from .common import DOWNLOAD_DIR, HF_CACHE_MOUNT, MODELS_MOUNT, SERVING_MOUNT
 
 
 def model_path(spec: VideoModelSpec) -> str:
     source = spec.model.source
     if source.pvc is not None:
         return f"{MODELS_MOUNT}/{source.pvc.path}".rstrip("/") if source.pvc.path else MODELS_MOUNT
-    if source.hugging_face is not None:
-        return f"{DOWNLOAD_DIR}/{source.hugging_face.repo}"
+    hf = source.hugging_face
+    if hf is not None and hf.cache_claim_name:
+        # Per revision: two revisions of one repo never share (and overwrite) a directory.
+        return f"{HF_CACHE_MOUNT}/models/{hf.repo}/{hf.revision or 'main'}"
+    if hf is not None:
+        return f"{DOWNLOAD_DIR}/{hf.repo}"
     assert source.local is not None
     return source.local.path
 

@@ -11,6 +11,10 @@ server's own admission and engine settings), never from a copy of the server's d
   it holds up to ``max_concurrent_requests x videosPerPrompt x maxVideoBytes`` at once.
 - **ephemeral storage**: requested and limited for every disk emptyDir, so the scheduler puts
   the pod where the disk is and the kubelet never evicts it for using what it was given.
+- **start-up time** (:func:`startup_budget`): the startup probe allows the engine's
+  initialisation plus loading the weights at a conservative storage rate; the Deployment's
+  progress deadline adds the download of a hub snapshot, so a large model is not declared
+  failed while it is still downloading.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from videomodel_server.budget import Plan
 
 from ..spec import VideoModelSpec
 from ..units import parse_bytes, parse_cpu, round_up_mib
-from .common import GiB
+from .common import GiB, MiB
 from .server import serving_contract
 
 BASE_MEMORY = 6 * GiB
@@ -95,8 +99,9 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
     if spec.resources.cpu is not None:
         cpu = parse_cpu(spec.resources.cpu)
     cache = CACHE_HEADROOM
-    if spec.model.source.hugging_face is not None:
-        cache += int(spec.to_model_spec().parameters * spec.engine.dtype.bytes * DOWNLOAD_SLACK)
+    hf = spec.model.source.hugging_face
+    if hf is not None and not hf.cache_claim_name:  # with a cache claim the snapshot lives there
+        cache += int(weights_bytes(spec, plan) * DOWNLOAD_SLACK)
     tmp = TMP_HEADROOM + in_flight * videos * plan.max_video_bytes
     return Sizing(
         cpu_milli=cpu,
@@ -109,3 +114,49 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
 
 def round_up_gib(value: float) -> int:
     return int(math.ceil(value / GiB) * GiB)
+
+
+def weights_bytes(spec: VideoModelSpec, plan: Plan) -> int:
+    """The checkpoint's size: the plan's figure, else parameters x dtype bytes."""
+    return plan.weights_bytes or int(spec.to_model_spec().parameters * spec.engine.dtype.bytes)
+
+
+MIN_STARTUP_SECONDS = 1800
+"""The startup probe's floor (also the former fixed default: small models keep their pods as they were)."""
+ENGINE_INIT_SECONDS = 600
+"""vLLM start before and after the weights: memory profiling, KV cache allocation, CUDA graphs."""
+LOAD_BYTES_PER_SECOND = 100 * MiB
+"""Weights read from network storage into GPU memory: a conservative rate."""
+DOWNLOAD_BYTES_PER_SECOND = 50 * MiB
+"""A hub download: a conservative rate."""
+ROLLOUT_SLACK_SECONDS = 600
+"""Scheduling, image pull and readiness on top of the start-up itself."""
+
+
+@dataclass(frozen=True)
+class StartupBudget:
+    startup_seconds: int
+    """How long the startup probe lets the server load (``lifecycle.startupTimeoutSeconds`` if set)."""
+    download_seconds: int
+    """How long the download init container may take (0 when there is none)."""
+
+    @property
+    def progress_deadline_seconds(self) -> int:
+        return self.download_seconds + self.startup_seconds + ROLLOUT_SLACK_SECONDS
+
+
+def startup_budget(spec: VideoModelSpec, plan: Plan) -> StartupBudget:
+    weights = weights_bytes(spec, plan)
+    startup = spec.lifecycle.startup_timeout_seconds
+    if startup is None:
+        derived = ENGINE_INIT_SECONDS + math.ceil(weights / LOAD_BYTES_PER_SECOND)
+        startup = max(MIN_STARTUP_SECONDS, _round_up(derived, 60))
+    download = 0
+    if spec.model.source.hugging_face is not None:
+        # Counted with a cache claim too: its first start (or a new revision) downloads.
+        download = _round_up(math.ceil(weights * DOWNLOAD_SLACK / DOWNLOAD_BYTES_PER_SECOND), 60)
+    return StartupBudget(startup_seconds=startup, download_seconds=download)
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step

@@ -11,6 +11,7 @@ stay out of it, so rewording them never restarts a model.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -24,6 +25,7 @@ from ..units import format_bytes, format_cpu
 from .common import (
     CACHE_MOUNT,
     HASH_ANNOTATION,
+    HF_CACHE_MOUNT,
     MODELS_MOUNT,
     RUN_AS_USER,
     SERVING_MOUNT,
@@ -34,7 +36,7 @@ from .common import (
     selector_labels,
 )
 from .server import model_path, server_args, serving_contract
-from .sizing import Sizing, sizing
+from .sizing import Sizing, sizing, startup_budget
 
 REPLICAS_ANNOTATION = "videomodel.io/replicas-owner"
 """Who sets the Deployment's ``spec.replicas``: ``operator`` (``spec.replicas``) or ``autoscaler``.
@@ -99,6 +101,11 @@ def volumes(cr: VideoModel, size: Sizing) -> tuple[list[Obj], list[Obj]]:
     if pvc is not None:
         vols.append({"name": "model", "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": True}})
         mounts.append({"name": "model", "mountPath": MODELS_MOUNT, "readOnly": True})
+    hf = spec.model.source.hugging_face
+    if hf is not None and hf.cache_claim_name:
+        # Written by the download init container only; the server reads it.
+        vols.append({"name": "hf-cache", "persistentVolumeClaim": {"claimName": hf.cache_claim_name}})
+        mounts.append({"name": "hf-cache", "mountPath": HF_CACHE_MOUNT, "readOnly": True})
     security = spec.security
     if security.local_media_claim_name and security.local_media_path:
         vols.append(
@@ -120,9 +127,11 @@ def _download_init_container(spec: VideoModelSpec, mounts: list[Obj], size: Sizi
         "from huggingface_hub import snapshot_download\n"
         "snapshot_download(repo_id=sys.argv[1], revision=sys.argv[2] or None, local_dir=sys.argv[3])\n"
     )
+    # With a cache claim, the hub's own cache (HF_HOME) persists there too.
+    hf_home = f"{HF_CACHE_MOUNT}/huggingface" if hf.cache_claim_name else f"{CACHE_MOUNT}/huggingface"
     env: list[Obj] = [
         {"name": "HOME", "value": CACHE_MOUNT},
-        {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},
+        {"name": "HF_HOME", "value": hf_home},
     ]
     if hf.token_secret is not None:
         env.append(
@@ -143,7 +152,11 @@ def _download_init_container(spec: VideoModelSpec, mounts: list[Obj], size: Sizi
             "limits": {"memory": "2Gi", "ephemeral-storage": ephemeral},
         },
         "securityContext": restricted_container_security(),
-        "volumeMounts": [m for m in mounts if m["name"] in ("cache", "tmp")],
+        "volumeMounts": [
+            {k: v for k, v in m.items() if k != "readOnly"} if m["name"] == "hf-cache" else m  # read-write
+            for m in mounts
+            if m["name"] in ("cache", "tmp", "hf-cache")
+        ],
     }
 
 
@@ -190,7 +203,7 @@ def pod_spec(cr: VideoModel, plan: Plan, size: Sizing) -> Obj:
             "httpGet": {"path": "/health", "port": "http"},
             "periodSeconds": startup_period,
             "timeoutSeconds": 5,
-            "failureThreshold": math.ceil(spec.lifecycle.startup_timeout_seconds / startup_period),
+            "failureThreshold": math.ceil(startup_budget(spec, plan).startup_seconds / startup_period),
         },
         "readinessProbe": {
             "httpGet": {"path": "/health", "port": "http"},
@@ -284,7 +297,7 @@ def render_deployment(cr: VideoModel, plan: Plan) -> Obj:
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable},
         },
-        "progressDeadlineSeconds": spec.lifecycle.startup_timeout_seconds + 600,
+        "progressDeadlineSeconds": startup_budget(spec, plan).progress_deadline_seconds,
         "revisionHistoryLimit": 3,
         "template": {
             "metadata": {"labels": labels(cr), "annotations": {HASH_ANNOTATION: digest}},
@@ -300,3 +313,24 @@ def render_deployment(cr: VideoModel, plan: Plan) -> Obj:
     meta = metadata(cr, name)
     meta["annotations"] = {HASH_ANNOTATION: digest, REPLICAS_ANNOTATION: owner}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": deployment_spec}
+
+
+def keep_live_selector(deployment: Obj, live: Obj | None) -> Obj:
+    """``deployment`` as it may be applied over ``live``: a Deployment's selector is immutable.
+
+    Deployments made by releases that selected pods by ``app.kubernetes.io/instance`` keep
+    their selector, and their pod template keeps the labels it matches, so upgrading the
+    operator neither fails the apply (422) nor rolls any pod. New Deployments select by
+    ``videomodel.io/model``. To move an old one over, delete it with ``--cascade=orphan``: the
+    operator recreates it with the new selector and the running pods are adopted, then replaced.
+    """
+    if live is None:
+        return deployment
+    selector = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not selector or selector == deployment["spec"]["selector"]["matchLabels"]:
+        return deployment
+    kept = copy.deepcopy(deployment)
+    kept["spec"]["selector"] = {"matchLabels": dict(selector)}
+    template_labels = kept["spec"]["template"]["metadata"]["labels"]
+    kept["spec"]["template"]["metadata"]["labels"] = {**template_labels, **selector}
+    return kept

@@ -71,4 +71,5 @@ def gpu_spec(gpu: Gpu, engine: Engine, tensor_parallel_size: int) -> GpuSpec:
         memory_bytes=parse_bytes(gpu.memory),
         memory_utilization=engine.gpu_memory_utilization,
         dtype_bytes=engine.dtype.bytes,
+        cuda=gpu.count > 0,
     )

@@ -39,13 +39,21 @@ class PvcSource(Model):
 
 
 class HuggingFaceSource(Model):
-    """Download from a model hub at start-up into the pod's cache volume."""
+    """Download from a model hub at start-up into the pod's cache volume or a shared cache PVC."""
 
     repo: str = Field(
         min_length=1, max_length=256, pattern=r"^[\w.-]+/[\w.-]+$", description="e.g. Qwen/Qwen2-VL-7B-Instruct"
     )
     revision: str | None = Field(default=None, max_length=128, description="Branch, tag or commit.")
     token_secret: SecretKeyRef | None = Field(default=None, description="Secret holding a hub token (HF_TOKEN).")
+    cache_claim_name: K8sName | None = Field(
+        default=None,
+        description=(
+            "PVC (ReadWriteMany for several replicas; its filesystem must support file locks) that "
+            "keeps downloaded snapshots: a restart or a new replica only verifies the files instead of "
+            "downloading the weights again. Without it the snapshot lives in the pod's emptyDir."
+        ),
+    )
 
 
 class LocalSource(Model):
@@ -362,8 +370,14 @@ class Security(Model):
 
 
 class Lifecycle(Model):
-    startup_timeout_seconds: int = Field(
-        default=1800, ge=60, le=14_400, description="How long a model load may take before the pod restarts."
+    startup_timeout_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=14_400,
+        description=(
+            "How long a model load may take before the pod restarts. Default: derived from the weight "
+            "size (at least 1800 s), like the Deployment's progress deadline, which also counts the download."
+        ),
     )
     drain_seconds: int = Field(default=120, ge=0, le=3600, description="Grace for in-flight requests on shutdown.")
     pre_stop_seconds: int = Field(default=10, ge=0, le=300, description="Pause before SIGTERM (endpoint removal).")

@@ -42,6 +42,8 @@ def error_response(err: ServerError, headers: dict[str, str] | None = None) -> J
     all_headers = dict(headers or {})
     if isinstance(err, Unavailable):
         all_headers["Retry-After"] = str(err.retry_after)
+    # The OpenAI SDKs read this before their status rule: no retry of what a retry cannot fix.
+    all_headers["x-should-retry"] = "true" if err.retryable else "false"
     return JSONResponse(error_body(err), status_code=err.status, headers=all_headers)
 
 

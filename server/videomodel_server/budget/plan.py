@@ -7,11 +7,13 @@ enforces it per request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .geometry import (
     FRAME_FACTOR,
+    MAX_ASPECT_RATIO,
     FrameGeometry,
     frame_pixel_cap,
     max_frame_cells,
@@ -28,8 +30,28 @@ GiB = 1024**3
 CHAT_TEMPLATE_TOKENS = 64
 """Role markers and the default system prompt of the Qwen chat templates (about 20-30 tokens),
 with headroom for multi-turn markers."""
-ENGINE_OVERHEAD_BYTES = 2 * GiB
-"""Per GPU: CUDA context, CUDA graphs and peak activations outside the KV cache (an estimate)."""
+ENGINE_OVERHEAD_BYTES = int(2.31 * GiB)
+"""Per GPU: vLLM's non-KV memory besides the weights, *measured*: peak activation 2.09 GiB +
+non-torch memory (CUDA context, NCCL, cuBLAS) 0.22 GiB on one H200, vLLM 0.26.0, Qwen2-VL-7B
+(dummy weights), the qwen2-vl-7b-a100 example's budget (first GPU run, ../shared/gpu/README.md and
+issue 11; docs/gpu/). The former 2 GiB guess predicted 1% more KV cache than vLLM found."""
+CUDA_GRAPH_BYTES = int(0.9 * GiB)
+"""Per GPU: CUDA graphs captured after the KV cache is sized, *measured* 0.9 GiB in the same run.
+vLLM >= 0.21 subtracts its estimate of them from the KV cache
+(``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1``); either way they are memory the KV cache cannot
+have, so the plan subtracts them too (a prediction may be low by this much, never high)."""
+CPU_ENGINE_OVERHEAD_BYTES = 2 * GiB
+"""vLLM's CPU engine (the demo and the tests): not measured; the estimate the plan used before the
+GPU measurement."""
+VLLM_QWEN2_DUMMY_VIDEO_FRAMES = 14
+"""vLLM profiles a Qwen2-VL/Qwen2.5-VL dummy video of at most this many frames, whatever the
+limits say: ``_MAX_FRAMES_PER_VIDEO`` in vllm/model_executor/models/qwen2_vl.py, the default of
+``Qwen2VLProcessingInfo.get_num_frames_with_most_features`` (0.26.0 and 0.32.0 alike). A
+``limit_mm_per_prompt`` ``num_frames`` above it is ignored ("video.num_frames override (128)
+exceeds model's maximum number of frames (14), will be ignored"): dummy options only lower."""
+VLLM_QWEN3_DUMMY_VIDEO_FRAMES = 2
+"""Qwen3-VL's dummy video is always 2 frames holding the processor's whole pixel budget
+(``Qwen3VLDummyInputsBuilder.get_dummy_mm_data``: "treat videos as special images")."""
 FETCH_CONNECT_SLACK_SECONDS = 5.0
 FETCH_TIMEOUT_RANGE = (10.0, 900.0)
 VLLM_DEFAULT_BATCHED_TOKENS = 2048
@@ -94,6 +116,14 @@ class GpuSpec:
     """Per GPU."""
     memory_utilization: float = 0.9
     dtype_bytes: int = 2
+    cuda: bool = True
+    """False for vLLM's CPU engine (``gpu.count: 0``, the demo): no CUDA graphs, and its overhead is
+    the former estimate, not the GPU measurement (:data:`CPU_ENGINE_OVERHEAD_BYTES`)."""
+
+    @property
+    def overhead_bytes(self) -> int:
+        """Per device: what the engine takes besides the weights and the KV cache."""
+        return ENGINE_OVERHEAD_BYTES + CUDA_GRAPH_BYTES if self.cuda else CPU_ENGINE_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -125,6 +155,10 @@ class Plan:
     kv_bytes_per_token: int
     kv_bytes_per_request: int
     max_num_batched_tokens: int = VLLM_DEFAULT_BATCHED_TOKENS
+    profile_video: dict[str, int] = field(default_factory=dict)
+    """What vLLM's memory profile runs through the vision encoder (:func:`profile_video`): ``items``
+    dummy videos of ``frames_per_item`` frames of ``height`` x ``width``, ``frames`` and ``tokens``
+    in all; ``covers`` is 1 when that is at least the worst-case video."""
     weights_bytes: int | None = None
     kv_cache_bytes_available: int | None = None
     concurrent_requests: int | None = None
@@ -230,6 +264,59 @@ def _processor_kwargs(budget: VideoBudget, model: ModelSpec) -> dict[str, Any]:
     return {"size": size, "cap_pixels_per_frame": False}
 
 
+def _vllm_dummy_cells(max_cells: int) -> tuple[int, int]:
+    """The frame, in cells (rows, columns), vLLM builds for ``max_cells`` cells of pixel budget.
+
+    ``Qwen2VLProcessingInfo.get_image_size_with_most_features``: the closest factor pair of the
+    cell count, lowering the count until the pair's aspect ratio is at most 200.
+    """
+    for n in range(max(max_cells, 1), 0, -1):
+        d = next(d for d in range(math.isqrt(n), 0, -1) if n % d == 0)
+        if (n // d) / d <= MAX_ASPECT_RATIO:
+            return d, n // d
+    return 1, 1
+
+
+def profile_video(
+    budget: VideoBudget, model: ModelSpec, processor_kwargs: dict[str, Any], max_model_len: int, video_groups_cells: int
+) -> dict[str, int]:
+    """The dummy videos of vLLM's memory profile under these settings, and whether they cover the
+    worst case (``video_groups_cells``: the worst-case video's vision tokens, groups x cells).
+
+    vLLM sizes its dummy frame from the processor's ``size.longest_edge`` (for Qwen3-VL: half of
+    it, over 2 frames) and caps a Qwen2-VL/2.5-VL dummy at 14 frames and at the frames that fit
+    ``max_model_len`` (split over the videos of one prompt: ``get_num_frames_with_most_features``).
+    It then encodes ``encoder budget // dummy tokens`` of them at once (``MultiModalBudget``), the
+    encoder budget being ``max_num_batched_tokens`` or one dummy, whichever is larger. So enough
+    whole dummies to hold the worst case's vision tokens make the profile's encoder pass at least
+    as large as the worst case's, with the worst case's own frame size (Qwen2/2.5) per attention
+    window; :func:`derive` sets ``max_num_batched_tokens`` to hold them.
+    """
+    geometry = model.geometry
+    unit = geometry.factor
+    longest = int(processor_kwargs["size"]["longest_edge"])
+    if geometry.timestamps_per_group:
+        frames = VLLM_QWEN3_DUMMY_VIDEO_FRAMES
+        rows, cols = _vllm_dummy_cells(longest // geometry.temporal_patch_size // unit**2)
+    else:
+        rows, cols = _vllm_dummy_cells(longest // unit**2)
+        per_group = rows * cols
+        fitting = FRAME_FACTOR * (max_model_len // per_group)  # _get_max_video_frames(max_model_len)
+        frames = max(1, min(fitting // max(budget.videos_per_prompt, 1), VLLM_QWEN2_DUMMY_VIDEO_FRAMES))
+    groups = -(-frames // geometry.temporal_patch_size)
+    item_tokens = groups * rows * cols
+    items = max(1, -(-video_groups_cells // item_tokens))
+    return {
+        "items": items,
+        "frames_per_item": frames,
+        "frames": items * frames,
+        "height": rows * unit,
+        "width": cols * unit,
+        "tokens": items * item_tokens,
+        "covers": int(items * item_tokens >= video_groups_cells),
+    }
+
+
 def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) -> Plan:
     """Derive the Plan. Never raises for an unservable budget: it says why in ``problems``."""
     budget = budget.resolved(model.geometry)
@@ -241,12 +328,18 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     max_len = _max_model_len(budget, video, tokens_per_image)
     dtype_bytes = gpu.dtype_bytes if gpu else 2
     kv_token = kv_bytes_per_token(model, dtype_bytes)
+    processor_kwargs = _processor_kwargs(budget, model)
+    groups_cells = video.nframes // FRAME_FACTOR * video.frame.cells(model.geometry.factor)
+    profile = profile_video(budget, model, processor_kwargs, max_len, groups_cells)
+    # vLLM reads these as the profile's dummy options, which can only shrink its dummy: give it
+    # the dummy it builds anyway (the worst case's own frame count is above its cap, and a frame
+    # side of the worst case's could shrink a near-square dummy of the same area).
     limit: dict[str, dict[str, int]] = {
         "video": {
             "count": budget.videos_per_prompt,
-            "num_frames": video.nframes,
-            "width": video.frame.width,
-            "height": video.frame.height,
+            "num_frames": profile["frames_per_item"],
+            "width": profile["width"],
+            "height": profile["height"],
         },
         "image": {"count": budget.images_per_prompt},
     }
@@ -260,7 +353,7 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     if gpu is not None:
         weights = int(model.parameters * gpu.dtype_bytes)
         total = gpu.count * gpu.memory_bytes * gpu.memory_utilization
-        kv_avail = int(total - weights - gpu.count * ENGINE_OVERHEAD_BYTES)
+        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes)
         concurrency = max(0, kv_avail // (max_len * kv_token)) if kv_avail > 0 else 0
         if concurrency < 1:
             problems.append(_memory_problem(budget, model, gpu, video, tokens_per_image, max_len, kv_avail, kv_token))
@@ -285,7 +378,7 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         max_model_len=max_len,
         context_limit=model.max_position_embeddings,
         limit_mm_per_prompt=limit,
-        mm_processor_kwargs=_processor_kwargs(budget, model),
+        mm_processor_kwargs=processor_kwargs,
         media_io_kwargs={"video": {"fps": budget.fps, "max_frames": budget.max_frames}},
         fetch_timeout_seconds=fetch_timeout(budget),
         max_video_bytes=budget.max_video_bytes,
@@ -295,7 +388,10 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         images_per_prompt=budget.images_per_prompt,
         kv_bytes_per_token=kv_token,
         kv_bytes_per_request=kv_token * max_len,
-        max_num_batched_tokens=max(VLLM_DEFAULT_BATCHED_TOKENS, video.tokens, tokens_per_image),
+        # The batch holds the largest media item whole, and the encoder budget (this, in vLLM)
+        # holds enough profile dummies to cover the worst-case video (profile_video).
+        max_num_batched_tokens=max(VLLM_DEFAULT_BATCHED_TOKENS, video.tokens, tokens_per_image, profile["tokens"]),
+        profile_video=profile,
         weights_bytes=weights,
         kv_cache_bytes_available=kv_avail,
         concurrent_requests=concurrency,
@@ -437,7 +533,8 @@ def _memory_problem(
     while needed_gpus < 64:
         needed_gpus *= 2
         total = needed_gpus * gpu.memory_bytes * gpu.memory_utilization
-        if total - model.parameters * gpu.dtype_bytes - needed_gpus * ENGINE_OVERHEAD_BYTES >= max_len * kv_token:
+        overhead = needed_gpus * gpu.overhead_bytes
+        if total - model.parameters * gpu.dtype_bytes - overhead >= max_len * kv_token:
             break
     return (
         f"one full-budget request needs {max_len:,} tokens of KV cache ({max_len * kv_token / GiB:.1f} GiB) but "

@@ -9,6 +9,7 @@ pair (transformers 5.19's ``Qwen3VLProcessor`` and vLLM 0.32 expand only the bar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from .geometry import FRAME_FACTOR
 from .models import FamilyGeometry
@@ -53,14 +54,28 @@ def group_time_bound(group: int, nframes: int, max_seconds: float) -> float:
     return min(max_seconds, bound * (1 + 1e-9))
 
 
-def video_tokens(geometry: FamilyGeometry, nframes: int, height: int, width: int, max_seconds: float) -> int:
+def video_tokens(
+    geometry: FamilyGeometry,
+    nframes: int,
+    height: int,
+    width: int,
+    max_seconds: float,
+    *,
+    frame_times: Sequence[float] | None = None,
+) -> int:
     """Prompt tokens of one video sampled to ``nframes`` frames of ``height`` x ``width``.
 
     For Qwen3-VL ``max_seconds`` bounds the video's duration: each group's label is priced at the
     longest it can be for its position (:func:`group_time_bound`), exact except near a power of ten.
+    With ``frame_times`` (each frame's time in seconds, as the engine is given them: a concrete
+    video, a time window) the labels are priced exactly: a group's label is the mean of its frames'.
     """
     groups = math.ceil(nframes / FRAME_FACTOR)
     cells = (height // geometry.factor) * (width // geometry.factor)
+    if geometry.timestamps_per_group and frame_times is not None and len(frame_times) == nframes:
+        times = [*frame_times, frame_times[-1]]  # an odd last group repeats its frame, as the processor does
+        labels = sum(timestamp_label_tokens((times[2 * g] + times[2 * g + 1]) / 2) for g in range(groups))
+        return VISION_DELIMITERS + groups * (cells + VISION_DELIMITERS) + labels
     if geometry.timestamps_per_group:
         labels = sum(timestamp_tokens(group_time_bound(g, nframes, max_seconds)) for g in range(groups))
         return VISION_DELIMITERS + groups * (cells + VISION_DELIMITERS) + labels

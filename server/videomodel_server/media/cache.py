@@ -51,6 +51,9 @@ class CacheKey:
     digest: str
     budget: SamplingBudget
     num_frames: int | None
+    window: tuple[float | None, float | None] | None = None
+    """The request's time window and the fps ceiling of ``num_frames`` (``plan_sampling``'s inputs)."""
+    fps_ceiling: float | None = None
 
 
 @dataclass(frozen=True)

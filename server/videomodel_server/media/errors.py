@@ -5,12 +5,12 @@ Each error is a :class:`MediaError` and one of the categories of
 stable ``code``. The server reports them as they are (the loader only fills in ``param``, the
 request field at fault); nothing maps them by status. Categories follow SECURITY.md item 10: bad
 input is 400 (malformed), 413 (too many bytes) or 422 (well-formed media outside the model's
-budget); a fetch that runs out of time is **408**; our own capacity problems are 503. Never 5xx
-for bad input.
+budget); a fetch that runs out of time is **422** (``media_fetch_timeout``); our own capacity
+problems are 503 + Retry-After. Never 5xx for bad input.
 
-Why 408 for fetch timeouts: the slow party is the media host the client named, so it is a
-client-side problem (not 5xx), and 408 tells the client that trying again later may work (a
-timeout can be transient, unlike a 400). 504 would claim a server fault.
+Why 422, not 408, for fetch timeouts: the slow party is the media host the client named, so it
+is not a server fault (not 504), and the OpenAI SDKs retry 408 twice on their own, which would
+triple the cost of one slow origin. Every 4xx here is sent with ``x-should-retry: false``.
 
 Messages are written for the client and name the setting and the value ("video is 312.4 s
 long; this model accepts at most 300 s (maxSeconds)"). They NEVER contain the URL, raw bytes,

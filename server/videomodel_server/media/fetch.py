@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -272,6 +273,14 @@ def _open_local(target: FileTarget, limits: MediaLimits, cap: int, kind: MediaKi
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise refused
+        if info.st_nlink != 1:
+            # A hard link inside the root may name any file of the same filesystem: no path
+            # check can tell, so files with more than one name are refused.
+            raise LocalFileRefused(f"the {kind} file has other hard links; only single-link files are read")
+        if info.st_dev in _pseudo_filesystems():
+            # /proc, /sys and /dev files are "regular" with a made-up size (a root of "/" or a
+            # bind mount would otherwise serve /proc/self/environ).
+            raise refused
         if info.st_size > cap:
             setting = byte_setting(kind)
             raise TooLarge(f"the {kind} file is {info.st_size} bytes; the limit is {cap} bytes ({setting})")
@@ -280,6 +289,16 @@ def _open_local(target: FileTarget, limits: MediaLimits, cap: int, kind: MediaKi
         os.close(fd)
         raise
     return FetchedMedia(fd=fd, size=info.st_size, source="file", media_type=None)
+
+
+@functools.cache
+def _pseudo_filesystems() -> frozenset[int]:
+    """Device ids of the kernel's pseudo-filesystems (their files are never media)."""
+    devices = set()
+    for path in ("/proc", "/sys", "/dev"):
+        with contextlib.suppress(OSError):
+            devices.add(os.stat(path).st_dev)
+    return frozenset(devices)
 
 
 # -- the pinned transport: httpx with a network backend that only dials checked addresses -----

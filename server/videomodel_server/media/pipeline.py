@@ -47,7 +47,7 @@ from .images import ImageBudget
 from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
 from .pool import DecodePool
 from .probe import ProbeResult
-from .sampling import SamplingPlan, plan_sampling
+from .sampling import SamplingPlan, Window, plan_sampling
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,13 @@ async def load_video(
     *,
     fetcher: Fetcher | None = None,
     overrides: SamplingOverrides | None = None,
+    window: Window | None = None,
+    fps_ceiling: float | None = None,
 ) -> LoadedVideo:
-    """Fetch, probe, sample and decode one video. See the module docstring for the contract."""
+    """Fetch, probe, sample and decode one video. See the module docstring for the contract.
+
+    ``window`` and ``fps_ceiling``: see :func:`~.sampling.plan_sampling` (a time window; the
+    budget's fps as a ceiling on an exact ``num_frames``)."""
     fetcher = fetcher or Fetcher()
     clamp = apply_overrides(budget, overrides)
     cache = pool.cache
@@ -121,14 +126,14 @@ async def load_video(
         if cache.enabled:
             loop = asyncio.get_running_loop()
             digest = await loop.run_in_executor(None, content_digest, media.fd, media.size)
-            key = CacheKey(digest, clamp.budget, clamp.num_frames)
+            key = CacheKey(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
             video = cache.get(key)
         hashed = time.perf_counter()
         cached = video is not None
         if video is None:
             probe = await pool.probe(media.fd, limits, size=media.size)
             probed = time.perf_counter()
-            plan = plan_sampling(probe, clamp.budget, clamp.num_frames)
+            plan = plan_sampling(probe, clamp.budget, clamp.num_frames, window=window, fps_ceiling=fps_ceiling)
             decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
             video = CachedVideo(
                 decoded.frames, decoded.times, probe, plan, decoded.frames_decoded, decoded.peak_rss_bytes

@@ -118,12 +118,23 @@ def check_probe(probe: ProbeResult, limits: MediaLimits, *, need_duration: bool 
 # -- reading (inside a worker process only) -------------------------------------------------------
 
 
+NO_PROTOCOLS = {"protocol_whitelist": "none"}
+"""Container options that leave FFmpeg no protocol to open: the bytes arrive through our own file
+object, and a demuxer that opens more (HLS segments, concat entries, an SDP file's RTP/UDP
+sockets, MOV references) would otherwise reach the network or the filesystem from the worker."""
+
+
 def open_container(file: IO[bytes]) -> InputContainer:
     """Open a container from a file object, mapping every FFmpeg failure to a 400."""
     import av
 
     try:
-        return av.open(file, mode="r", options={"probesize": str(5 * 1024 * 1024), "analyzeduration": "5000000"})
+        return av.open(
+            file,
+            mode="r",
+            options={"probesize": str(5 * 1024 * 1024), "analyzeduration": "5000000"},
+            container_options=NO_PROTOCOLS,
+        )
     except (av.error.FFmpegError, ValueError, OSError, EOFError):
         raise InvalidVideo("the file is not a video this server can read (unknown format or corrupt header)") from None
 

@@ -34,7 +34,8 @@ from videomodel_server.budget import (
     smart_resize,
 )
 
-from .errors import MediaOverBudget
+from ..errors import InvalidRequest
+from .errors import MediaError, MediaOverBudget
 from .limits import SamplingBudget
 from .probe import ProbeResult
 
@@ -96,9 +97,21 @@ class SamplingPlan:
         }
 
 
-def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | None = None) -> SamplingPlan:
+def plan_sampling(
+    probe: ProbeResult,
+    budget: SamplingBudget,
+    num_frames: int | None = None,
+    *,
+    window: Window | None = None,
+    fps_ceiling: float | None = None,
+) -> SamplingPlan:
     """Choose frames and geometry for one probed video. Raises ``MediaOverBudget`` (422) when the
-    video cannot be represented (too few frames, extreme aspect ratio)."""
+    video cannot be represented (too few frames, extreme aspect ratio).
+
+    ``window`` (seconds, either end None for the video's own) samples only that part of the video,
+    with the true timestamps and indices (see :func:`window_frames`); ``fps_ceiling`` caps an exact
+    ``num_frames`` at what sampling at that rate would give (the budget's fps is a density ceiling).
+    """
     if probe.duration is None:
         raise MediaOverBudget("the video's duration is unknown")
     duration = max(probe.duration, 0.0)
@@ -114,12 +127,15 @@ def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | 
         total = max(1, math.floor(duration * fps + 0.5))
     if total < FRAME_FACTOR:
         raise MediaOverBudget(f"the video has {total} frame; at least {FRAME_FACTOR} are needed")
+    first, span = window_frames(window, total, fps, duration) if window is not None else (0, total)
     try:
         if num_frames is None:
-            nframes = smart_nframes(total, fps, budget.fps, budget.max_frames)
+            nframes = smart_nframes(span, fps, budget.fps, budget.max_frames)
         else:
-            nframes = max(FRAME_FACTOR, min(round(num_frames / FRAME_FACTOR) * FRAME_FACTOR, total // 2 * 2))
-        indices = sample_indices(total, nframes)
+            nframes = max(FRAME_FACTOR, min(round(num_frames / FRAME_FACTOR) * FRAME_FACTOR, span // 2 * 2))
+            if fps_ceiling is not None:
+                nframes = min(nframes, smart_nframes(span, fps, fps_ceiling, budget.max_frames))
+        indices = [first + i for i in sample_indices(span, nframes)]
         cap = frame_pixel_cap(nframes, budget.min_pixels, budget.max_pixels, budget.total_pixels)
         display_h = probe.width if probe.rotation % 180 else probe.height
         display_w = probe.height if probe.rotation % 180 else probe.width
@@ -137,12 +153,59 @@ def plan_sampling(probe: ProbeResult, budget: SamplingBudget, num_frames: int | 
         source_fps=fps,
         total_frames=total,
         duration=duration,
-        sample_fps=nframes / max(total, 1e-6) * fps,
+        sample_fps=nframes / max(span, 1e-6) * fps,
         start_time=probe.start_time,
         stream_index=probe.stream_index,
         pixel_cap=cap,
         variable_rate=probe.variable_frame_rate,
     )
+
+
+# -- time windows (issue 12 item 9) ------------------------------------------------------------------
+
+Window = tuple[float | None, float | None]
+"""``(video_start, video_end)`` in seconds from the start of the video; None: the video's own end."""
+
+
+class InvalidWindow(MediaError, InvalidRequest):
+    """A time window that selects no part of the video (400). ``param`` is the field at fault
+    (``video_start`` or ``video_end``), relative to the content part."""
+
+    code = "invalid_video_window"
+
+
+def window_frames(window: Window, total: int, fps: float, duration: float) -> tuple[int, int]:
+    """The first frame index and the frame count of ``window`` (qwen-vl-utils semantics).
+
+    As ``calculate_video_frame_range``: the start is rounded up and the end down to the frame grid,
+    an end past the video is the video's end. Refuses a window that starts at or after the end of
+    the video or holds fewer than two frames (:class:`InvalidWindow`, 400 naming the field).
+    """
+    start, end = window
+    length = min(duration, total / fps) if duration > 0 else total / fps
+    first = 0
+    if start is not None:
+        if not math.isfinite(start) or start < 0:
+            raise InvalidWindow(f"video_start ({start:g} s) must be a non-negative number", param="video_start")
+        if start >= length:
+            raise InvalidWindow(
+                f"video_start ({start:g} s) is at or after the end of the video ({length:.2f} s long)",
+                param="video_start",
+            )
+        first = math.ceil(start * fps - 1e-9)
+    last = total - 1
+    if end is not None:
+        if not math.isfinite(end) or end <= (start or 0.0):
+            raise InvalidWindow(f"video_end ({end:g} s) must be after video_start", param="video_end")
+        last = min(last, math.floor(min(end, length) * fps + 1e-9))
+    span = last - first + 1
+    if span < FRAME_FACTOR:
+        raise InvalidWindow(
+            f"the window {start or 0:g}-{end if end is not None else length:g} s holds {max(span, 0)} frame(s) "
+            f"of the video; at least {FRAME_FACTOR} are needed",
+            param="video_end" if end is not None else "video_start",
+        )
+    return first, span
 
 
 def _geometry_error(probe: ProbeResult, total: int) -> MediaOverBudget:

@@ -95,7 +95,9 @@ def classify_http(url: str, limits: MediaLimits, kind: MediaKind = "video") -> H
     """An http(s) URL: parsed the way httpx will send it, host shape and domains checked."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
+        # httpx decodes an IDNA host lazily: a malformed A-label ("xn--") raises here, not above.
+        host = parsed.host.lower().rstrip(".")
+    except (httpx.InvalidURL, ValueError, TypeError):  # idna.IDNAError is a UnicodeError, a ValueError
         raise InvalidMediaURL(f"the {kind} URL is not a valid URL") from None
     if parsed.scheme not in ("http", "https"):
         raise UnsupportedScheme(f"only http(s) URLs can be fetched here; use {_allowed_schemes(limits)}")
@@ -103,7 +105,6 @@ def classify_http(url: str, limits: MediaLimits, kind: MediaKind = "video") -> H
         raise UnsupportedScheme(f"http:// {kind} URLs are disabled on this server (allow_http); use https://")
     if parsed.userinfo:
         raise InvalidMediaURL(f"{kind} URLs with user credentials are not accepted")
-    host = parsed.host.lower().rstrip(".")
     if not host:
         raise InvalidMediaURL(f"the {kind} URL has no host")
     if len(host) > 253:

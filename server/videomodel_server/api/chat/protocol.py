@@ -53,6 +53,8 @@ class QwenVideoPart(_Part):
     min_pixels: int | None = Field(default=None, gt=0)
     max_pixels: int | None = Field(default=None, gt=0)
     total_pixels: int | None = Field(default=None, gt=0)
+    video_start: float | None = Field(default=None, description="Sample from this second of the video on.")
+    video_end: float | None = Field(default=None, description="Sample up to this second of the video.")
 
 
 class QwenImagePart(_Part):
@@ -194,7 +196,7 @@ class Choice(BaseModel):
 
 
 class MediaReport(BaseModel):
-    """What the server did with one video: the sampling it applied and what each stage took."""
+    """What the server did with one video (the sampling receipt): frames, times, size, tokens, limits."""
 
     kind: Literal["video", "image"]
     frames: int | None = None
@@ -202,6 +204,18 @@ class MediaReport(BaseModel):
     duration_seconds: float | None = None
     height: int | None = None
     width: int | None = None
+    window_seconds: list[float] | None = None
+    """``[start, end]`` of the time window sampled (``video_start``/``video_end``), if any."""
+    timestamps: list[float] | None = None
+    """Seconds from the start of the video of each frame the model was given (true times)."""
+    grid_thw: list[int] | None = None
+    """The vision tower's patch grid (temporal groups, patch rows, patch columns), as ``video_grid_thw``."""
+    budget_tokens: int | None = None
+    """Prompt tokens of this item as the budget module prices it (``budget.video_tokens``)."""
+    engine_tokens: int | None = None
+    """Prompt tokens of this item as the engine counted them (known when the prompt has one media item)."""
+    binding: list[str] = Field(default_factory=list)
+    """The limits that decided the frame count and the frame size."""
 
 
 class ServerReport(BaseModel):
@@ -211,6 +225,28 @@ class ServerReport(BaseModel):
     clamped: list[str] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     media: list[MediaReport] = Field(default_factory=list)
+    budget_media_tokens: int | None = None
+    """All media of the prompt, priced by the budget module."""
+    engine_media_tokens: int | None = None
+    """All media of the prompt as the engine counted them (its prompt tokens less the text's)."""
+
+
+class EstimateResponse(BaseModel):
+    """``POST /v1/videomodel/estimate``: the receipt a chat completion would produce, without running it."""
+
+    object: Literal["videomodel.estimate"] = "videomodel.estimate"
+    model: str
+    fits: bool
+    problems: list[str] = Field(default_factory=list)
+    """Why the request would be refused (empty when it fits)."""
+    text_tokens: int
+    media_tokens: int
+    prompt_tokens: int
+    """``text_tokens + media_tokens``: the prompt the engine would see (media priced by the budget)."""
+    max_tokens: int
+    """Completion tokens the request may generate."""
+    max_model_len: int
+    videomodel: ServerReport
 
 
 class ChatCompletionResponse(BaseModel):

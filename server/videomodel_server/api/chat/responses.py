@@ -7,9 +7,13 @@ is this server's ``videomodel`` extension (clamps, stage timings, what was done 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from ...budget import FamilyGeometry, Plan, video_tokens
 from ...engine import ChoiceDelta, EngineStep, TokenLogprobInfo
+from ...errors import ServerError
+from ...loading import SamplingReceipt
 from ...tracing import Trace
 from .protocol import (
     AssistantMessage,
@@ -19,13 +23,14 @@ from .protocol import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
+    EstimateResponse,
     MediaReport,
     ServerReport,
     TokenLogprob,
     TopLogprob,
     Usage,
 )
-from .service import PreparedChat
+from .service import EstimatedChat, PreparedChat
 
 
 def logprobs_of(infos: tuple[TokenLogprobInfo, ...] | None) -> ChoiceLogprobs | None:
@@ -74,6 +79,11 @@ class Accumulator:
             state.finish_reason = delta.finish_reason
         if delta.logprobs is not None:
             state.logprobs = (state.logprobs or []) + list(delta.logprobs)
+
+    @property
+    def all_finished(self) -> bool:
+        """Every choice has its finish reason: nothing more will come."""
+        return len(self.choices) == self.n and all(c.finish_reason is not None for c in self.choices.values())
 
     @property
     def completion_tokens(self) -> int:
@@ -138,23 +148,133 @@ def sse(payload: ChatCompletionChunk | str) -> bytes:
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def report(trace: Trace, prepared: PreparedChat | None) -> ServerReport:
-    media = []
+def report(
+    trace: Trace,
+    prepared: PreparedChat | None,
+    geometry: FamilyGeometry | None = None,
+    engine_prompt_tokens: int | None = None,
+) -> ServerReport:
+    """The ``videomodel`` field: clamps, stage timings and each medium's sampling receipt.
+
+    With ``geometry`` (the served family's) every video is priced by the budget module; with the
+    engine's prompt token count, the media's tokens as the engine counted them sit next to that
+    price (per video when the prompt has one media item).
+    """
+    media: list[MediaReport] = []
+    engine_media: int | None = None
     if prepared is not None:
+        if engine_prompt_tokens and prepared.media:
+            engine_media = engine_prompt_tokens - prepared.prompt_text_tokens
         for m in prepared.media:
-            media.append(
-                MediaReport(
-                    kind=m.ref.kind,
-                    frames=m.frame_count if m.ref.kind == "video" else None,
-                    sample_fps=m.sample_fps,
-                    duration_seconds=m.duration,
-                    height=m.height,
-                    width=m.width,
-                )
-            )
+            if m.ref.kind == "image":
+                media.append(MediaReport(kind="image", height=m.height, width=m.width))
+                continue
+            item = _video_report(m.receipt, geometry) if m.receipt is not None else MediaReport(kind="video")
+            item.frames, item.sample_fps, item.duration_seconds = m.frame_count, m.sample_fps, m.duration
+            item.height, item.width = m.height, m.width
+            if engine_media is not None and len(prepared.media) == 1:
+                item.engine_tokens = engine_media
+            media.append(item)
+    # Images are not priced here (the budget prices them from their size, not reported yet).
+    priced = [m.budget_tokens for m in media]
+    budget_media = sum(t for t in priced if t is not None) if priced and None not in priced else None
     return ServerReport(
         request_id=trace.request_id,
         clamped=list(prepared.clamped) if prepared else [],
         timings_ms={k: round(v * 1000, 2) for k, v in trace.timings.items()},
         media=media,
+        budget_media_tokens=budget_media,
+        engine_media_tokens=engine_media,
+    )
+
+
+def _video_report(receipt: SamplingReceipt, geometry: FamilyGeometry | None) -> MediaReport:
+    """One video's receipt: frames and their true times, the patch grid, the budget's price, what bound it."""
+    item = MediaReport(
+        kind="video",
+        frames=receipt.frames,
+        sample_fps=receipt.sample_fps,
+        duration_seconds=receipt.duration,
+        height=receipt.height,
+        width=receipt.width,
+        window_seconds=list(receipt.window) if receipt.window is not None else None,
+        timestamps=list(receipt.timestamps),
+        binding=list(receipt.binding),
+    )
+    if geometry is not None:
+        item.grid_thw = [
+            math.ceil(receipt.frames / geometry.temporal_patch_size),
+            receipt.height // geometry.patch_size,
+            receipt.width // geometry.patch_size,
+        ]
+        item.budget_tokens = video_tokens(
+            geometry,
+            receipt.frames,
+            receipt.height,
+            receipt.width,
+            receipt.label_seconds,
+            frame_times=receipt.timestamps or None,
+        )
+    return item
+
+
+def estimate_response(
+    trace: Trace, estimated: EstimatedChat, model: str, geometry: FamilyGeometry, plan: Plan
+) -> EstimateResponse:
+    """The dry run's answer: each video's receipt, the prompt it makes, whether it fits and why not.
+
+    Images are priced at the budget's worst case (``tokens_per_image``): they are not fetched.
+    """
+    media: list[MediaReport] = []
+    media_tokens = 0
+    for m in estimated.media:
+        if m.ref.kind == "image":
+            media.append(MediaReport(kind="image", budget_tokens=plan.tokens_per_image))
+            media_tokens += plan.tokens_per_image
+        elif m.receipt is None:
+            media.append(MediaReport(kind="video"))
+        else:
+            item = _video_report(m.receipt, geometry)
+            media.append(item)
+            media_tokens += item.budget_tokens or 0
+    problems = list(estimated.problems)
+    prompt = estimated.prompt_text_tokens + media_tokens
+    max_tokens = estimated.job.sampling.max_tokens
+    if not problems and prompt + max_tokens > plan.max_model_len:
+        problems.append(
+            f"the prompt ({prompt} tokens) and max_tokens ({max_tokens}) exceed the context of {plan.max_model_len}"
+        )
+    server = ServerReport(
+        request_id=trace.request_id,
+        clamped=list(estimated.clamped),
+        timings_ms={k: round(v * 1000, 2) for k, v in trace.timings.items()},
+        media=media,
+        budget_media_tokens=media_tokens,
+    )
+    return EstimateResponse(
+        model=model,
+        fits=not problems,
+        problems=problems,
+        text_tokens=estimated.prompt_text_tokens,
+        media_tokens=media_tokens,
+        prompt_tokens=prompt,
+        max_tokens=max_tokens,
+        max_model_len=plan.max_model_len,
+        videomodel=server,
+    )
+
+
+def refused_estimate(trace: Trace, model: str, refusal: ServerError, plan: Plan) -> EstimateResponse:
+    """The dry run's answer to a request the budget refuses before any media is looked at."""
+    where = f"{refusal.param}: " if refusal.param else ""
+    return EstimateResponse(
+        model=model,
+        fits=False,
+        problems=[where + refusal.message],
+        text_tokens=0,
+        media_tokens=0,
+        prompt_tokens=0,
+        max_tokens=0,
+        max_model_len=plan.max_model_len,
+        videomodel=ServerReport(request_id=trace.request_id),
     )

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from ...errors import InvalidRequest, NotReady, ServerError
+from ...errors import InvalidRequest, NotReady, OverBudget, ServerError
 from ...jobs import ChatJob, RequestLimits
 from ...tracing import Trace
 from ..auth import require_api_key
@@ -30,8 +30,18 @@ from ..errors import error_body, from_pydantic
 from ..request_scope import CLIENT_CLOSED, ClientDisconnected, RequestScope
 from ..state import AppState, app_state
 from . import translation
-from .protocol import ChatCompletionRequest
-from .responses import SSE_DONE, Accumulator, chunk, delta_choice, report, role_choices, sse
+from .protocol import ChatCompletionRequest, EstimateResponse, ServerReport
+from .responses import (
+    SSE_DONE,
+    Accumulator,
+    chunk,
+    delta_choice,
+    estimate_response,
+    refused_estimate,
+    report,
+    role_choices,
+    sse,
+)
 from .service import PreparedChat
 
 router = APIRouter()
@@ -64,6 +74,46 @@ async def chat_completions(request: Request) -> Response:
             job = await parse(body, state.limits)
             prepared = await scope.run(state.service.prepare(job, trace))
             return await _respond(state, scope, prepared)
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED)
+
+
+@router.post(
+    "/v1/videomodel/estimate",
+    dependencies=[Depends(require_api_key)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+        }
+    },
+    response_model=EstimateResponse,
+)
+async def estimate(request: Request) -> Response:
+    """A dry run of a chat completion (same body): fetch and probe the media, plan the sampling and
+    price it; decode nothing and run no generation. Admission applies (it fetches and probes)."""
+    state = app_state(request)
+    trace = Trace(request_id=request.state.request_id)
+    timeout = state.settings.admission.request_timeout
+    try:
+        async with RequestScope(request, trace, state.metrics, timeout, "estimate") as scope:
+            if not state.engine.ready:
+                raise NotReady("the model is not ready to serve", retry_after=5)
+            await scope.admit(state.admission)
+            body = await scope.read_body(state.settings.body_limit())
+            try:
+                job = await parse(body, state.limits)
+            except OverBudget as refusal:
+                # Past a budget limit before any media is looked at: an answer ("does not fit"), not
+                # an error. Malformed requests are refused as by the chat route.
+                answer = refused_estimate(trace, state.settings.model_name, refusal, state.plan)
+            else:
+                estimated = await scope.run(state.service.estimate(job, trace))
+                trace.timings["total"] = trace.elapsed()
+                name, geometry = state.settings.model_name, state.model.geometry
+                answer = estimate_response(trace, estimated, name, geometry, state.plan)
+            scope.finished(fits=answer.fits)
+            return JSONResponse(answer.model_dump(exclude_none=True), headers={"x-request-id": trace.request_id})
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED)
 
@@ -104,6 +154,10 @@ async def _respond(state: AppState, scope: RequestScope, prepared: PreparedChat)
     return JSONResponse(response, headers=headers)
 
 
+def _report(state: AppState, trace: Trace, prepared: PreparedChat, acc: Accumulator) -> ServerReport:
+    return report(trace, prepared, state.model.geometry, acc.prompt_tokens or None)
+
+
 async def _complete(
     state: AppState, scope: RequestScope, prepared: PreparedChat, completion: _Completion
 ) -> dict[str, Any]:
@@ -114,16 +168,21 @@ async def _complete(
             acc.add(step)
     trace.timings["total"] = trace.elapsed()
     _finished(state, scope, acc)
-    body = acc.response(completion.id, completion.created, completion.model, report(trace, prepared))
+    body = acc.response(completion.id, completion.created, completion.model, _report(state, trace, prepared, acc))
     return body.model_dump(exclude_none=True)
 
 
 async def _stream(
     state: AppState, scope: RequestScope, prepared: PreparedChat, completion: _Completion
 ) -> AsyncIterator[bytes]:
-    """The SSE stream; an error after the first byte becomes an error event (the status is sent)."""
+    """The SSE stream; an error after the first byte becomes an error event (the status is sent).
+
+    The sampling receipt (``videomodel``) rides on the final chunk: the usage chunk when the
+    client asked for usage, else the chunk that finishes the last choice.
+    """
     trace = scope.trace
     n = prepared.job.sampling.n
+    include_usage = prepared.job.include_usage
     acc = Accumulator(n=n)
     ended = False
 
@@ -137,11 +196,16 @@ async def _stream(
                 async for step in steps:
                     acc.add(step)
                     choices = [delta_choice(d) for d in step.choices if d.text or d.finish_reason or d.logprobs]
-                    if choices:
+                    if not choices:
+                        continue
+                    if not include_usage and acc.all_finished:
+                        trace.timings["total"] = trace.elapsed()
+                        yield event(choices, report=_report(state, trace, prepared, acc))
+                    else:
                         yield event(choices)
         trace.timings["total"] = trace.elapsed()
-        if prepared.job.include_usage:
-            yield event([], usage=acc.usage(), report=report(trace, prepared))
+        if include_usage:
+            yield event([], usage=acc.usage(), report=_report(state, trace, prepared, acc))
         ended = True
         _finished(state, scope, acc)
     except ServerError as exc:

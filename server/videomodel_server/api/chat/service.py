@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ...engine import Engine, EngineInput, EngineStep, EngineVideo
 from ...errors import OverBudget, ServerError
 from ...jobs import ChatJob
-from ...loading import LoadedMedia, MediaLoader
+from ...loading import LoadedMedia, MediaEstimate, MediaLoader
 from ...metrics import Metrics
 from ...tracing import Trace
 
@@ -36,6 +36,23 @@ class PreparedChat:
     engine_input: EngineInput
     media: tuple[LoadedMedia, ...]
     prompt_text_tokens: int
+
+    @property
+    def clamped(self) -> tuple[str, ...]:
+        notes = list(self.job.clamped)
+        for item in self.media:
+            notes.extend(item.clamped)
+        return tuple(dict.fromkeys(notes))
+
+
+@dataclass(frozen=True)
+class EstimatedChat:
+    """A dry run of one request: its media planned, not decoded; what the budget refuses, in words."""
+
+    job: ChatJob
+    media: tuple[MediaEstimate, ...]
+    prompt_text_tokens: int
+    problems: tuple[str, ...]
 
     @property
     def clamped(self) -> tuple[str, ...]:
@@ -88,6 +105,42 @@ class ChatService:
             else:
                 self.metrics.images.inc()
         return PreparedChat(job, EngineInput(prompt, videos, images), media, text_tokens)
+
+    async def estimate(self, job: ChatJob, trace: Trace) -> EstimatedChat:
+        """The dry run of :meth:`prepare`: render and count the text, fetch and probe the media and
+        plan its sampling; decode nothing and never touch the engine's generation.
+
+        What the budget refuses (the text's length, media over budget) is collected as problems
+        rather than raised: the answer says whether the request fits and why not.
+        """
+        trace.stage = "render"
+        start = time.monotonic()
+        _, total_tokens = await asyncio.to_thread(self._render, job)
+        text_tokens = total_tokens - self.engine.media_placeholder_tokens() * len(job.media)
+        trace.add("render", time.monotonic() - start)
+        problems: list[str] = []
+        if text_tokens > self.text_token_limit:
+            problems.append(
+                f"the prompt's text is {text_tokens} tokens; this model accepts at most {self.text_token_limit} "
+                "(max_prompt_tokens plus the chat template)"
+            )
+        trace.stage = "media"
+        start = time.monotonic()
+        media: tuple[MediaEstimate, ...] = ()
+        if job.media:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(self.loader.estimate(ref)) for ref in job.media]
+            except BaseExceptionGroup as group_error:
+                raise _first_error(group_error) from None
+            media = tuple(t.result() for t in tasks)
+        for item in media:
+            for stage, seconds in item.timings.items():
+                trace.add(stage, seconds)
+            if item.problem:
+                problems.append(item.problem)
+        trace.add("media", time.monotonic() - start)
+        return EstimatedChat(job, media, text_tokens, tuple(problems))
 
     def _render(self, job: ChatJob) -> tuple[str, int]:
         prompt = self.engine.render(job.turns)

@@ -10,8 +10,10 @@ that the response reports (SECURITY.md item 9). No I/O, no clock.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ...budget import FRAME_FACTOR
 from ...budget.names import label
@@ -180,7 +182,40 @@ def _media_ref(
         max_pixels=part.max_pixels,
         total_pixels=part.total_pixels,
     )
-    return MediaRef("video", part.video, videos, _clamp(base, item, limits, clamped, where), where=where)
+    options = _clamp(base, item, limits, clamped, where)
+    start, end = _window(part, where, limits)
+    if start is not None or end is not None:
+        options = replace(options, video_start=start, video_end=end)
+    return MediaRef("video", part.video, videos, options, where=where)
+
+
+def _window(part: QwenVideoPart, where: str, limits: RequestLimits) -> tuple[float | None, float | None]:
+    """``video_start``/``video_end`` checked for what can be checked before the video is probed.
+
+    Each must be a finite number of seconds, not negative, the start before the end and before the
+    end of the longest video the budget accepts; that the window lies inside *this* video is checked
+    once it is probed (a 400 naming the field too; an end past the video is its end, as in
+    qwen-vl-utils, and noted in the clamps).
+    """
+    start, end = part.video_start, part.video_end
+    longest = limits.budget.max_seconds
+    for name, value in (("video_start", start), ("video_end", end)):
+        if value is None:
+            continue
+        param = f"{where}.{name}"
+        if not math.isfinite(value) or value < 0:
+            raise InvalidRequest(f"{param} must be a non-negative number of seconds", param=param)
+        if name == "video_start" and value >= longest:
+            raise InvalidRequest(
+                f"{param} is {_num(value)} s; no video this model accepts is that long "
+                f"({label('max_seconds')} {_num(longest)})",
+                param=param,
+            )
+    if start is not None and end is not None and end <= start:
+        raise InvalidRequest(
+            f"{where}.video_end ({_num(end)} s) must be after video_start ({_num(start)} s)", param=f"{where}.video_end"
+        )
+    return start, end
 
 
 def _check_media_counts(media: list[MediaRef], limits: RequestLimits) -> None:
