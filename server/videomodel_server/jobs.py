@@ -117,6 +117,15 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class StructuredOutput:
+    """What the completion's text must be (``response_format``): any JSON object, or JSON valid
+    against ``schema`` (JSON text of a JSON Schema), enforced by the engine while it decodes."""
+
+    kind: Literal["json_object", "json_schema"]
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
 class Sampling:
     n: int
     max_tokens: int
@@ -132,6 +141,7 @@ class Sampling:
     logprobs: int | None
     """None: no logprobs; k: the sampled token's plus the top k alternatives."""
     min_tokens: int = 0
+    structured: StructuredOutput | None = None
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def test_slow_origin_costs_one_fetch_timeout(hardened: Hardened, origin: Origin)
                 {
                     "role": "user",
                     "content": [
-                        {"type": "video_url", "video_url": {"url": "http://origin.test:%d/stall-headers" % origin.port}}
+                        {"type": "video_url", "video_url": {"url": f"http://origin.test:{origin.port}/stall-headers"}}
                     ],  # type: ignore[list-item,misc]
                 }
             ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from videomodel_server.api.chat.protocol import ChatCompletionRequest
 from videomodel_server.api.chat.translation import build
 from videomodel_server.budget import VideoBudget
 from videomodel_server.errors import InvalidRequest, OverBudget
-from videomodel_server.jobs import MediaRef, RequestLimits
+from videomodel_server.jobs import MediaRef, RequestLimits, StructuredOutput
 
 LIMITS = RequestLimits(
     model_name="m",
@@ -103,7 +104,7 @@ def test_media_order_kinds_and_positions() -> None:
         ({"logprobs": True, "top_logprobs": 21}, OverBudget, "top_logprobs is 21"),
         ({"top_logprobs": 2}, InvalidRequest, "requires logprobs"),
         ({"stop": ["a", "b", "c", "d", "e"]}, OverBudget, "5 sequences"),
-        ({"response_format": {"type": "json_object"}}, InvalidRequest, "response_format"),
+        ({"response_format": {"type": "grammar"}}, InvalidRequest, "response_format.type must be"),
         ({"content": _video(fps=1, nframes=4)}, InvalidRequest, "not both"),
         ({"content": _video(min_pixels=50_000, max_pixels=40_000)}, InvalidRequest, "above max_pixels"),
     ],
@@ -173,3 +174,44 @@ def test_hostile_windows_are_refused_naming_the_field(window: dict[str, float], 
         build(_req(_video(**window)), LIMITS)
     assert info.value.param == f"messages[0].content[0].{field}" and needle in info.value.message
     assert info.value.status == 400
+
+
+# -- structured output (issue 12 item 5) ----------------------------------------------------------
+
+
+def test_response_formats_become_the_engine_constraint() -> None:
+    assert build(_req(response_format={"type": "text"}), LIMITS).sampling.structured is None
+    assert build(_req(), LIMITS).sampling.structured is None
+    structured = build(_req(response_format={"type": "json_object"}), LIMITS).sampling.structured
+    assert structured == StructuredOutput("json_object")
+    schema = {"type": "object", "properties": {"event": {"type": "string"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "e", "schema": schema, "strict": True}}
+    structured = build(_req(response_format=fmt), LIMITS).sampling.structured
+    assert structured is not None and structured.kind == "json_schema" and json.loads(structured.schema or "") == schema
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("fmt", "error", "needle"),
+    [
+        ({"type": "json_schema"}, InvalidRequest, "must be a JSON Schema object"),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": "not an object"}}, InvalidRequest, "object"),
+        ({"type": "json_schema", "json_schema": {"schema": _nested(40)}}, OverBudget, "nested deeper than 32"),
+        (
+            {"type": "json_schema", "json_schema": {"schema": {"enum": ["x" * 100] * 400}}},
+            OverBudget,
+            "at most 32768 are accepted",
+        ),
+        ({"type": "json_schema", "json_schema": {"schema": {"maximum": float("nan")}}}, InvalidRequest, "NaN"),
+    ],
+)
+def test_hostile_schemas_are_refused(fmt: dict[str, Any], error: type[Exception], needle: str) -> None:
+    with pytest.raises(error) as info:
+        build(_req(response_format=fmt), LIMITS)
+    assert needle in str(info.value) and getattr(info.value, "param", "").startswith("response_format")

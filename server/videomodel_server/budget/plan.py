@@ -30,16 +30,18 @@ GiB = 1024**3
 CHAT_TEMPLATE_TOKENS = 64
 """Role markers and the default system prompt of the Qwen chat templates (about 20-30 tokens),
 with headroom for multi-turn markers."""
-ENGINE_OVERHEAD_BYTES = int(2.31 * GiB)
-"""Per GPU: vLLM's non-KV memory besides the weights, *measured*: peak activation 2.09 GiB +
-non-torch memory (CUDA context, NCCL, cuBLAS) 0.22 GiB on one H200, vLLM 0.26.0, Qwen2-VL-7B
-(dummy weights), the qwen2-vl-7b-a100 example's budget (first GPU run, ../shared/gpu/README.md and
-issue 11; docs/gpu/). The former 2 GiB guess predicted 1% more KV cache than vLLM found."""
+ENGINE_NON_TORCH_BYTES = int(0.22 * GiB)
+"""Per GPU, *measured*: vLLM's non-torch memory (CUDA context, cuBLAS/NCCL workspaces), 0.22 GiB
+in both H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu/)."""
+ACTIVATION_BYTES_PER_BATCHED_TOKEN = int(2.29 * GiB / 17920)
+"""Per GPU, *measured*: vLLM's profiled peak activation (vision encoder and language model over
+one full batch) per ``max_num_batched_tokens``: 2.09 GiB at 16,386 (first H200 run) and 2.29 GiB
+at 17,920 (second run, docs/gpu/), 134 KiB per token both times, for Qwen2-VL-7B. The plan used
+a flat 2 GiB for both terms before, and predicted 1% more KV cache than vLLM found."""
 CUDA_GRAPH_BYTES = int(0.9 * GiB)
-"""Per GPU: CUDA graphs captured after the KV cache is sized, *measured* 0.9 GiB in the same run.
-vLLM >= 0.21 subtracts its estimate of them from the KV cache
-(``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1``); either way they are memory the KV cache cannot
-have, so the plan subtracts them too (a prediction may be low by this much, never high)."""
+"""Per GPU, *measured*: CUDA graphs, 0.9 GiB in both H200 runs. vLLM 0.26 captured them after
+sizing the KV cache, on top of ``gpu_memory_utilization`` (newer vLLM subtracts its estimate of
+them from the KV cache); the plan subtracts them either way, so it errs low by at most this much."""
 CPU_ENGINE_OVERHEAD_BYTES = 2 * GiB
 """vLLM's CPU engine (the demo and the tests): not measured; the estimate the plan used before the
 GPU measurement."""
@@ -118,12 +120,15 @@ class GpuSpec:
     dtype_bytes: int = 2
     cuda: bool = True
     """False for vLLM's CPU engine (``gpu.count: 0``, the demo): no CUDA graphs, and its overhead is
-    the former estimate, not the GPU measurement (:data:`CPU_ENGINE_OVERHEAD_BYTES`)."""
+    the former estimate, not the GPU measurements (:data:`CPU_ENGINE_OVERHEAD_BYTES`)."""
 
-    @property
-    def overhead_bytes(self) -> int:
-        """Per device: what the engine takes besides the weights and the KV cache."""
-        return ENGINE_OVERHEAD_BYTES + CUDA_GRAPH_BYTES if self.cuda else CPU_ENGINE_OVERHEAD_BYTES
+    def overhead_bytes(self, max_num_batched_tokens: int) -> int:
+        """Per device: what the engine takes besides the weights and the KV cache (measured on
+        CUDA: non-torch memory, the peak activation of one full batch, CUDA graphs)."""
+        if not self.cuda:
+            return CPU_ENGINE_OVERHEAD_BYTES
+        activation = max_num_batched_tokens * ACTIVATION_BYTES_PER_BATCHED_TOKEN
+        return ENGINE_NON_TORCH_BYTES + activation + CUDA_GRAPH_BYTES
 
 
 @dataclass(frozen=True)
@@ -349,14 +354,19 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     if max_len > model.max_position_embeddings:
         problems.append(_context_problem(budget, model, video, tokens_per_image, max_len))
 
+    # The batch holds the largest media item whole, and the encoder budget (this, in vLLM) holds
+    # enough profile dummies to cover the worst-case video (profile_video).
+    batched = max(VLLM_DEFAULT_BATCHED_TOKENS, video.tokens, tokens_per_image, profile["tokens"])
     weights = kv_avail = concurrency = None
     if gpu is not None:
         weights = int(model.parameters * gpu.dtype_bytes)
         total = gpu.count * gpu.memory_bytes * gpu.memory_utilization
-        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes)
+        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes(batched))
         concurrency = max(0, kv_avail // (max_len * kv_token)) if kv_avail > 0 else 0
         if concurrency < 1:
-            problems.append(_memory_problem(budget, model, gpu, video, tokens_per_image, max_len, kv_avail, kv_token))
+            problems.append(
+                _memory_problem(budget, model, gpu, video, max_len, kv_avail, kv_token, gpu.overhead_bytes(batched))
+            )
 
     return Plan(
         model=model.label,
@@ -388,9 +398,7 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         images_per_prompt=budget.images_per_prompt,
         kv_bytes_per_token=kv_token,
         kv_bytes_per_request=kv_token * max_len,
-        # The batch holds the largest media item whole, and the encoder budget (this, in vLLM)
-        # holds enough profile dummies to cover the worst-case video (profile_video).
-        max_num_batched_tokens=max(VLLM_DEFAULT_BATCHED_TOKENS, video.tokens, tokens_per_image, profile["tokens"]),
+        max_num_batched_tokens=batched,
         profile_video=profile,
         weights_bytes=weights,
         kv_cache_bytes_available=kv_avail,
@@ -516,10 +524,10 @@ def _memory_problem(
     model: ModelSpec,
     gpu: GpuSpec,
     video: _VideoCost,
-    tokens_image: int,
     max_len: int,
     kv_avail: int,
     kv_token: int,
+    overhead_per_gpu: int,
 ) -> str:
     gib = gpu.memory_bytes / GiB
     if kv_avail <= 0:
@@ -533,7 +541,7 @@ def _memory_problem(
     while needed_gpus < 64:
         needed_gpus *= 2
         total = needed_gpus * gpu.memory_bytes * gpu.memory_utilization
-        overhead = needed_gpus * gpu.overhead_bytes
+        overhead = needed_gpus * overhead_per_gpu
         if total - model.parameters * gpu.dtype_bytes - overhead >= max_len * kv_token:
             break
     return (

@@ -98,6 +98,7 @@ def decode_frames(
             return float(frame.pts * tb) if frame.pts is not None and tb is not None else None
 
         skipping = skip_unneeded and not plan.variable_rate and tb is not None
+        tb_s = float(tb) if tb is not None else 0.0
         mode: SkipMode = "DEFAULT"
         while not selector.done:
             try:
@@ -109,7 +110,7 @@ def decode_frames(
                         # decodes it. Only non-reference frames are ever dropped (no other
                         # frame changes); see FrameSelector.needs for why none is a target's.
                         pts = packet.pts
-                        at = float(pts * tb) if pts is not None and tb is not None else None
+                        at = None if pts is None else pts * tb_s  # float: only compared
                         wanted: SkipMode = "DEFAULT" if selector.needs(at) else "NONREF"
                         if wanted != mode:
                             cc.skip_frame = mode = wanted

@@ -17,7 +17,8 @@ Why this shape (SECURITY.md items 1-4):
 * **file://**: the path is resolved (symlinks inside the root are fine), must lie under the
   allowed root, and is then opened component by component from the root with ``O_NOFOLLOW``,
   so a link swapped in after the check fails instead of escaping; ``fstat`` on the opened
-  descriptor must show a regular file.
+  descriptor must show a regular file with one link (a hard link could name any file of the
+  filesystem) that is not on /proc, /sys or /dev.
 
 Environment proxies are ignored (``trust_env=False``): a proxy would do its own DNS.
 The result is an open file descriptor (:class:`FetchedMedia`): downloads and data URLs land in

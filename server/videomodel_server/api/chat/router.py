@@ -46,6 +46,20 @@ from .service import PreparedChat
 
 router = APIRouter()
 
+
+def _request_body(path: str) -> dict[str, Any]:
+    """The request body schema of a POST route, its ``$defs`` kept inline.
+
+    The references must point where the definitions end up in the OpenAPI document: pydantic's
+    default ``#/$defs/...`` resolves against the document root, where there are none, and
+    schema-driven clients and fuzzers then see no body at all.
+    """
+    pointer = "/post/requestBody/content/application~1json/schema/$defs/{model}"
+    where = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + pointer
+    schema = ChatCompletionRequest.model_json_schema(ref_template=where)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 _PARSE_OFF_LOOP_BYTES = 1024**2
 """A body full of data URLs can take a while to validate: parsed off the event loop past this."""
 
@@ -53,12 +67,7 @@ _PARSE_OFF_LOOP_BYTES = 1024**2
 @router.post(
     "/v1/chat/completions",
     dependencies=[Depends(require_api_key)],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=_request_body("/v1/chat/completions"),
     response_model=None,
 )
 async def chat_completions(request: Request) -> Response:
@@ -81,12 +90,7 @@ async def chat_completions(request: Request) -> Response:
 @router.post(
     "/v1/videomodel/estimate",
     dependencies=[Depends(require_api_key)],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=_request_body("/v1/videomodel/estimate"),
     response_model=EstimateResponse,
 )
 async def estimate(request: Request) -> Response:

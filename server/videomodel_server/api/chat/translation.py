@@ -10,15 +10,17 @@ that the response reports (SECURITY.md item 9). No I/O, no clock.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from ...budget import FRAME_FACTOR
 from ...budget.names import label
 from ...errors import InvalidRequest, ModelNotFound, OverBudget
-from ...jobs import ChatJob, MediaRef, RequestLimits, Role, Sampling, Turn, VideoOptions
+from ...jobs import ChatJob, MediaRef, RequestLimits, Role, Sampling, StructuredOutput, Turn, VideoOptions
 from .protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -108,12 +110,6 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
             raise InvalidRequest(f"{what} is not supported by this server", param=attr, code="unsupported")
     if request.tool_choice not in (None, "none"):
         raise InvalidRequest("tool calling is not supported by this server", param="tool_choice", code="unsupported")
-    if request.response_format and request.response_format.get("type", "text") != "text":
-        raise InvalidRequest(
-            "response_format other than text is not supported by this server",
-            param="response_format",
-            code="unsupported",
-        )
     if request.modalities and set(request.modalities) - {"text"}:
         raise InvalidRequest("only text output is supported", param="modalities", code="unsupported")
     if request.use_beam_search:
@@ -353,7 +349,67 @@ def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling
         repetition_penalty=request.repetition_penalty,
         logprobs=logprobs,
         min_tokens=min(request.min_tokens, asked or limits.budget.max_output_tokens),
+        structured=_structured(request.response_format),
     )
+
+
+MAX_SCHEMA_BYTES = 32 * 1024
+"""Largest ``response_format`` JSON schema (serialized): the engine compiles it into a grammar."""
+MAX_SCHEMA_DEPTH = 32
+"""Deepest nesting of objects and arrays in a schema."""
+
+
+def _structured(response_format: dict[str, Any] | None) -> StructuredOutput | None:
+    """``response_format`` (OpenAI's shape) as the engine's structured-output constraint, or None for text."""
+    if response_format is None:
+        return None
+    kind = response_format.get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return StructuredOutput("json_object")
+    if kind != "json_schema":
+        raise InvalidRequest(
+            "response_format.type must be text, json_object or json_schema",
+            param="response_format.type",
+            code="unsupported",
+        )
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
+        raise InvalidRequest(
+            "response_format.json_schema.schema must be a JSON Schema object", param="response_format.json_schema"
+        )
+    if _depth(schema) > MAX_SCHEMA_DEPTH:
+        raise OverBudget(
+            f"response_format.json_schema.schema is nested deeper than {MAX_SCHEMA_DEPTH} levels",
+            param="response_format.json_schema",
+        )
+    try:
+        text = json.dumps(schema, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise InvalidRequest(
+            "response_format.json_schema.schema holds a number JSON cannot represent (NaN or infinity)",
+            param="response_format.json_schema",
+        ) from None
+    size = len(text.encode())
+    if size > MAX_SCHEMA_BYTES:
+        raise OverBudget(
+            f"response_format.json_schema.schema is {size} bytes; at most {MAX_SCHEMA_BYTES} are accepted",
+            param="response_format.json_schema",
+        )
+    return StructuredOutput("json_schema", text)
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """Nesting depth of a parsed JSON value, without recursing past the limit."""
+    if level > MAX_SCHEMA_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
