@@ -21,7 +21,7 @@ charset-normalizer urllib3 websocket-client
 kmock
 kubernetes-validate jsonschema jsonschema-specifications referencing rpds-py importlib-resources packaging
 cel-python google-re2 jmespath lark pendulum tzdata
-av httpx httpcore h11 anyio pillow cryptography cffi pycparser
+av httpx httpcore h11 anyio pillow cryptography cffi pycparser opencv-python-headless
 fastapi starlette annotated-doc uvicorn prometheus-client
 pytest iniconfig pluggy pygments pytest-asyncio pytest-timeout hypothesis sortedcontainers
 mypy mypy-extensions pathspec librt ast-serialize types-pyyaml

@@ -158,7 +158,8 @@ class Handlers:
             raise kopf.PermanentError(f"invalid spec: {exc}") from None
         except ApiError as exc:
             if exc.retryable:
-                raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=self.config.backoff_seconds) from exc
+                delay = max(self.config.backoff_seconds, exc.retry_after)  # the server's Retry-After wins
+                raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=delay) from exc
             raise kopf.PermanentError(f"API refused: {exc}") from exc
         if outcome.writes:
             log.info(

@@ -42,11 +42,13 @@ PLURALS: dict[tuple[str, str], str] = {
 class ApiError(Exception):
     """An API call failed. ``status`` is the HTTP status (0 for a connection failure)."""
 
-    def __init__(self, status: int, message: str, reason: str = "") -> None:
+    def __init__(self, status: int, message: str, reason: str = "", retry_after: float = 0.0) -> None:
         super().__init__(f"{status} {reason}: {message}".strip())
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (``Retry-After`` on 429/503; 0 when absent)."""
 
     @property
     def retryable(self) -> bool:
@@ -157,7 +159,7 @@ class HttpKubeApi:
                         return None
                     text = await response.text()
                     if response.status >= 400:
-                        raise _error(response.status, text)
+                        raise _error(response.status, text, response.headers.get("Retry-After"))
                     return json.loads(text) if text else {}
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(0, f"{type(exc).__name__}: {exc}", "ConnectionError") from exc
@@ -226,9 +228,22 @@ class HttpKubeApi:
         return [item for item in items if isinstance(item, dict) and matches(selector, item)]
 
 
-def _error(status: int, text: str) -> ApiError:
+MAX_RETRY_AFTER = 60.0
+"""The longest ``Retry-After`` honoured (a wild value must not stall a reconcile for hours)."""
+
+
+def _retry_after(header: str | None) -> float:
+    """``Retry-After`` in seconds (the API server sends delta-seconds); 0 if absent or not a number."""
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(header or 0)))
+    except ValueError:
+        return 0.0
+
+
+def _error(status: int, text: str, retry_after: str | None = None) -> ApiError:
+    wait = _retry_after(retry_after)
     try:
         payload = json.loads(text)
-        return ApiError(status, str(payload.get("message", ""))[:500], str(payload.get("reason", "")))
+        return ApiError(status, str(payload.get("message", ""))[:500], str(payload.get("reason", "")), wait)
     except (ValueError, AttributeError):
-        return ApiError(status, text[:200])
+        return ApiError(status, text[:200], retry_after=wait)

@@ -158,7 +158,7 @@ class Reconciler:
                 if not exc.retryable or delay is None:
                     raise
                 log.info("retrying %s after %s", what, exc)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(max(delay, exc.retry_after))  # the server's Retry-After wins
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def capabilities(self) -> Capabilities:

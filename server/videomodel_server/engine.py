@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -229,7 +230,7 @@ class VllmEngine:
         return bool(self._llm is not None and self._llm.errored)
 
     def unfinished_requests(self) -> int:
-        return int(self._llm.get_num_unfinished_requests()) if self._llm is not None else 0
+        return unfinished_requests_of(self._llm)
 
     async def start(self) -> None:
         try:
@@ -268,6 +269,7 @@ class VllmEngine:
 
         parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser())  # type: ignore[no-untyped-call]
         args = AsyncEngineArgs.from_cli_args(parser.parse_args(engine_argv(self.config)))
+        select_model_runner(os.environ)  # before the EngineCore process starts (it inherits the env)
         return AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
 
     @staticmethod
@@ -357,6 +359,52 @@ class VllmEngine:
         if guard is not None:
             guard.terminate()
             await asyncio.to_thread(guard.wait, 10)
+
+
+V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+
+
+def select_model_runner(environ: MutableMapping[str, str], encoder_runner: type | None = None) -> str | None:
+    """Pick vLLM's V1 model runner where the V2 one would leave the vision encoder unprofiled.
+
+    vLLM 0.26's V2 GPU model runner (its default for Qwen-VL) runs no encoder in ``profile_run``,
+    so the KV cache is sized as if no video came: the first worst-case request then took 3.3 GiB
+    beyond the budget on an H200 (issue 11). Its ``EncoderRunner`` has no ``profile_encoder_cache``
+    (0.32's has, and profiles the Plan's dummies); the V1 runner profiles them in both. An explicit
+    ``VLLM_USE_V2_MODEL_RUNNER`` wins. Returns what was set, or None.
+    """
+    if V2_RUNNER_ENV in environ:
+        return None
+    if encoder_runner is None:
+        try:
+            from vllm.v1.worker.gpu.mm.encoder_runner import EncoderRunner
+        except Exception:  # no V2 runner in this vLLM (or not on this platform): nothing to pick
+            return None
+        encoder_runner = EncoderRunner
+    if hasattr(encoder_runner, "profile_encoder_cache"):
+        return None
+    environ[V2_RUNNER_ENV] = "0"
+    log.info("vLLM's V2 model runner does not profile the vision encoder: using the V1 runner")
+    return "0"
+
+
+def unfinished_requests_of(llm: Any) -> int:
+    """Requests ``AsyncLLM`` holds, running or waiting, on each vLLM the server runs on.
+
+    0.32 has ``AsyncLLM.get_num_unfinished_requests``; 0.26 only its ``output_processor``'s. A
+    gauge read at scrape time must never fail /metrics: 0 when neither answers.
+    """
+    if llm is None:
+        return 0
+    for owner in (llm, getattr(llm, "output_processor", None)):
+        count = getattr(owner, "get_num_unfinished_requests", None)
+        if callable(count):
+            try:
+                return int(count())
+            except Exception:
+                log.warning("the engine could not count its unfinished requests", exc_info=True)
+                return 0
+    return 0
 
 
 def engine_core_pids(llm: Any) -> list[int]:

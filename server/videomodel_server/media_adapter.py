@@ -46,6 +46,8 @@ def media_limits(settings: ServerSettings, resolved: Resolved) -> MediaLimits:
         max_redirects=settings.media.max_redirects,
         decode_workers=settings.admission.decode_workers,
         decode_timeout_seconds=settings.admission.decode_timeout,
+        decode_threads=settings.admission.decode_threads,
+        decode_cache_bytes=settings.admission.decode_cache_bytes,
     )
 
 

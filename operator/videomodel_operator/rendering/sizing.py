@@ -88,6 +88,7 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
         BASE_MEMORY
         + (tp - 1) * WORKER_MEMORY
         + mm_cache
+        + contract.admission.decode_cache_bytes  # decoded videos kept for reuse (memfd pages)
         + in_flight * videos * (plan.max_video_bytes + 2 * decoded)
         + shm
     )

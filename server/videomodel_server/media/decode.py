@@ -59,18 +59,28 @@ class DecodedFrames:
 
 
 def decode_frames(
-    file: IO[bytes], plan: SamplingPlan, threads: int = 1, *, skip_unneeded: bool = True
+    file: IO[bytes],
+    plan: SamplingPlan,
+    threads: int = 1,
+    *,
+    skip_unneeded: bool = True,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> DecodedFrames:
     """Decode the frames ``plan`` asks for from an open file (PyAV; worker process only).
 
     ``threads``: FFmpeg decoding threads (frame and slice threads when above 1).
     ``skip_unneeded``: let the decoder drop, unbuilt, non-reference frames that cannot be on
     screen at any target (constant-rate streams; the frames returned are the same either way).
+    ``out``: the ``(T, H, W, 3)`` array to decode into (the pool's shared memory), else a new one.
     """
     import av
 
     coded_w, coded_h = plan.coded_size
-    out = np.empty((plan.nframes, plan.height, plan.width, 3), dtype=np.uint8)
+    shape = (plan.nframes, plan.height, plan.width, 3)
+    if out is None:
+        out = np.empty(shape, dtype=np.uint8)
+    elif out.shape != shape:
+        raise ValueError(f"output array is {out.shape}, the plan needs {shape}")
     times: list[float] = []
     selector: FrameSelector[VideoFrame] = FrameSelector.for_plan(plan)
     errors = 0
