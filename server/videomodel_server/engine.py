@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from . import watchdog
 from .errors import EngineFailure, InvalidRequest, NotReady
-from .jobs import MediaRef, Sampling, Turn
+from .jobs import MediaRef, Sampling, StructuredOutput, Turn
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +321,7 @@ class VllmEngine:
             logprobs=sampling.logprobs,
             min_tokens=sampling.min_tokens,
             output_kind=RequestOutputKind.DELTA,
+            structured_outputs=structured_outputs_params(sampling.structured),
         )
         mm_data: dict[str, Any] = {}
         if request.videos:
@@ -405,6 +406,17 @@ def unfinished_requests_of(llm: Any) -> int:
                 log.warning("the engine could not count its unfinished requests", exc_info=True)
                 return 0
     return 0
+
+
+def structured_outputs_params(structured: StructuredOutput | None) -> Any:
+    """vLLM's structured-output constraint for a ``response_format`` (None: free text)."""
+    if structured is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if structured.kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=structured.schema)
 
 
 def engine_core_pids(llm: Any) -> list[int]:

@@ -79,17 +79,17 @@ def act(action: str, arg: Any) -> None:
             p = libc.malloc(256 << 20)
             if not p:
                 ctypes.memset(0, 1, 1 << 20)
-    elif action == "connect-tcp":
-        _attempt(lambda: socket.create_connection(arg, timeout=2).close())
-    elif action == "connect-tcp6":
+    elif action == "connect-tcp" or action == "connect-tcp6":
         _attempt(lambda: socket.create_connection(arg, timeout=2).close())
     elif action == "send-udp":
+
         def udp() -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(b"exfiltrate", arg)
 
         _attempt(udp)
     elif action == "connect-unix":
+
         def unix() -> None:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(2)
@@ -97,6 +97,7 @@ def act(action: str, arg: Any) -> None:
 
         _attempt(unix)
     elif action == "read":
+
         def read() -> None:
             with open(arg, "rb") as f:
                 f.read(16)
@@ -105,14 +106,16 @@ def act(action: str, arg: Any) -> None:
     elif action == "list":
         _attempt(lambda: os.listdir(arg))
     elif action == "write":
+
         def write() -> None:
             with open(arg, "wb") as f:
                 f.write(b"x")
 
         _attempt(write)
     elif action == "exec":
+
         def run() -> None:
-            subprocess.run(arg, check=True, timeout=5, capture_output=True)  # noqa: S603
+            subprocess.run(arg, check=True, timeout=5, capture_output=True)
 
         try:
             run()

@@ -15,6 +15,7 @@ parent are all refused, and the test's own listeners count zero connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import socket
@@ -128,17 +129,17 @@ async def test_a_failing_worker_costs_one_job_and_is_replaced(
         # The next job works, in whichever worker is there now.
         probe = await _probe_ok(pool, video_file)
         assert probe.width == 64 and probe.height == 64
-        print(f"\nisolation {action}: {type(exc).__name__} {exc.status} in {took:.2f} s, worker peak RSS "
-              f"{peak[0] / 2**20:.0f} MiB, pool {pool.stats}")
+        print(
+            f"\nisolation {action}: {type(exc).__name__} {exc.status} in {took:.2f} s, worker peak RSS "
+            f"{peak[0] / 2**20:.0f} MiB, pool {pool.stats}"
+        )
 
 
 def _fds() -> dict[str, str]:
     found = {}
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
             found[fd] = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            pass
     return found
 
 
@@ -174,7 +175,11 @@ SERVER_FAILURES = [
 
 @pytest.mark.parametrize(("action", "status", "meaning"), SERVER_FAILURES, ids=[f[0] for f in SERVER_FAILURES])
 def test_a_decoder_failure_costs_that_request_a_4xx_and_nothing_else(
-    hardened: Hardened, origin: Origin, hostile_probe: list[tuple[str, Any, float]], action: str, status: int,
+    hardened: Hardened,
+    origin: Origin,
+    hostile_probe: list[tuple[str, Any, float]],
+    action: str,
+    status: int,
     meaning: str,
 ) -> None:
     pool = hardened.loader.pool
@@ -216,8 +221,10 @@ def test_a_decoder_failure_costs_that_request_a_4xx_and_nothing_else(
         time.sleep(0.05)
     assert api.num_fds() <= api_fds, set(_fds().items()) - set(fds_before.items())
     assert api.num_threads() <= api_threads + 2
-    print(f"\nisolation via HTTP {action}: {resp.status_code} {err['code']} in {took:.2f} s; "
-          f"workers {sorted(before)} -> {sorted(after)}")
+    print(
+        f"\nisolation via HTTP {action}: {resp.status_code} {err['code']} in {took:.2f} s; "
+        f"workers {sorted(before)} -> {sorted(after)}"
+    )
 
 
 # -- the sandbox: no network, no files beyond the libraries ----------------------------------------

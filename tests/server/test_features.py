@@ -380,3 +380,13 @@ def test_qwen3_labels_are_priced_from_the_true_times() -> None:
     exact = video_tokens(geometry, 6, 64, 64, 10.5, frame_times=times)
     assert exact == 2 + 3 * (4 + 2) + 6 + 6 + 7
     assert video_tokens(FAMILIES[Family.QWEN2_VL], 6, 56, 56, 10.5, frame_times=times) == 3 * 4 + 2
+
+
+def test_response_format_maps_to_vllm_structured_outputs() -> None:
+    from videomodel_server.engine import structured_outputs_params
+    from videomodel_server.jobs import StructuredOutput
+
+    assert structured_outputs_params(None) is None
+    assert structured_outputs_params(StructuredOutput("json_object")).json_object is True
+    params = structured_outputs_params(StructuredOutput("json_schema", '{"type":"object"}'))
+    assert params.json == '{"type":"object"}' and params.json_object is None

@@ -64,7 +64,9 @@ class AdmissionSettings:
     )
     decode_workers: int = _setting(2, "Decode worker processes (one CPU each).", minimum=1)
     decode_timeout: float = _setting(60.0, "Longest one video may spend in a decode worker.", unit="s", minimum=0.001)
-    decode_threads: int = _setting(0, "FFmpeg threads per decode worker; 0: one per usable CPU (at most 16).", minimum=0)
+    decode_threads: int = _setting(
+        0, "FFmpeg threads per decode worker; 0: one per usable CPU (at most 16).", minimum=0
+    )
     decode_cache_bytes: int = _setting(
         1024**3, "Decoded videos kept in host memory for repeated requests; 0 disables.", unit="bytes", minimum=0
     )

@@ -30,18 +30,19 @@ GiB = 1024**3
 CHAT_TEMPLATE_TOKENS = 64
 """Role markers and the default system prompt of the Qwen chat templates (about 20-30 tokens),
 with headroom for multi-turn markers."""
-ENGINE_NON_TORCH_BYTES = int(0.22 * GiB)
-"""Per GPU, *measured*: vLLM's non-torch memory (CUDA context, cuBLAS/NCCL workspaces), 0.22 GiB
-in both H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu/)."""
-ACTIVATION_BYTES_PER_BATCHED_TOKEN = int(2.29 * GiB / 17920)
-"""Per GPU, *measured*: vLLM's profiled peak activation (vision encoder and language model over
-one full batch) per ``max_num_batched_tokens``: 2.09 GiB at 16,386 (first H200 run) and 2.29 GiB
-at 17,920 (second run, docs/gpu/), 134 KiB per token both times, for Qwen2-VL-7B. The plan used
-a flat 2 GiB for both terms before, and predicted 1% more KV cache than vLLM found."""
+ENGINE_NON_TORCH_BYTES = int(0.23 * GiB)
+"""Per GPU, *measured*: vLLM's non-torch memory (CUDA context, cuBLAS/NCCL workspaces): 0.22-0.23
+GiB in three H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu/)."""
+ACTIVATION_BYTES_PER_BATCHED_TOKEN = int(3.3 * GiB / 17920)
+"""Per GPU, *measured*: vLLM's profiled peak activation per ``max_num_batched_tokens``, with the
+vision encoder in the profile: 3.3 GiB at 17,920 (V1 model runner, 10 dummy videos of 14 frames;
+docs/gpu/), for Qwen2-VL-7B. Without the encoder (0.26's V2 runner) it was 2.09 GiB at 16,386 and
+2.29 GiB at 17,920: the language model's share is proportional to the batch, the encoder's adds
+~1 GiB. The plan used a flat 2 GiB for all of this before, 1% optimistic on KV cache."""
 CUDA_GRAPH_BYTES = int(0.9 * GiB)
-"""Per GPU, *measured*: CUDA graphs, 0.9 GiB in both H200 runs. vLLM 0.26 captured them after
-sizing the KV cache, on top of ``gpu_memory_utilization`` (newer vLLM subtracts its estimate of
-them from the KV cache); the plan subtracts them either way, so it errs low by at most this much."""
+"""Per GPU, *measured*: CUDA graphs, 0.9 GiB (V2 runner) and 0.6 GiB (V1 runner) on the H200.
+vLLM subtracts its estimate of them from the KV cache (the V1 runner did; 0.26's V2 runner put
+them on top of ``gpu_memory_utilization``); the plan subtracts the larger either way."""
 CPU_ENGINE_OVERHEAD_BYTES = 2 * GiB
 """vLLM's CPU engine (the demo and the tests): not measured; the estimate the plan used before the
 GPU measurement."""
