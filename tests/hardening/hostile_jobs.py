@@ -59,7 +59,7 @@ def act(action: str, arg: Any) -> None:
         while True:  # a decoder stuck in a loop, burning a core
             pass
     elif action == "hog":
-        # Unbounded allocation, touched (resident): must end at RLIMIT_AS with a MemoryError.
+        # Unbounded allocation, touched (resident): must end at RLIMIT_DATA with a MemoryError.
         hoard = []
         while True:
             hoard.append(bytearray(32 << 20))

@@ -119,7 +119,7 @@ async def test_a_failing_worker_costs_one_job_and_is_replaced(
         if error is DecodeTimeout:
             assert took < 2.0 + 3.0, took  # the deadline holds: killed, not waited on
         if action in ("hog", "hog-unchecked"):
-            assert peak[0] <= WORKER_MEMORY, peak[0]  # RLIMIT_AS bounds what it could take
+            assert peak[0] <= WORKER_MEMORY, peak[0]  # RLIMIT_DATA bounds what it could take
         if error is DecodeMemory:
             # The worker survived its MemoryError (the hoard is dropped): it keeps serving.
             assert pool.worker_pids() == [before]

@@ -126,6 +126,8 @@ def decode_frames(
                             cc.skip_frame = mode = wanted
                     try:
                         decoded = packet.decode()
+                    except MemoryError:
+                        raise  # out of memory is the worker's limit (DecodeMemory), not corruption
                     except av.error.FFmpegError:
                         errors += 1
                         if errors > MAX_CORRUPT_PACKETS:
@@ -136,6 +138,8 @@ def decode_frames(
                             keep(selector.offer(frame, time_of(frame)))
                     if selector.done or selector.seek_to is not None:
                         break
+            except MemoryError:
+                raise
             except av.error.FFmpegError:
                 break  # the demuxer cannot go on: treat as the end of the stream (checked below)
             if selector.seek_to is None or tb is None:
@@ -153,6 +157,8 @@ def decode_frames(
         try:
             for frame in stream.decode(None):
                 keep(selector.offer(frame, time_of(frame), draining=True))
+        except MemoryError:
+            raise
         except av.error.FFmpegError:
             pass
         keep(selector.finish())

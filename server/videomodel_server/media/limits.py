@@ -78,7 +78,7 @@ class MediaLimits:
     decode_timeout_seconds: float = 60.0
     """Per video (probe and decode each get this much); the worker is killed past it."""
     decode_memory_bytes: int = 3 * GiB
-    """Address-space limit (RLIMIT_AS) of each worker process."""
+    """Private writable memory limit (RLIMIT_DATA) of each worker process."""
     decode_threads: int = 0
     """FFmpeg threads per decoding worker; 0: one per CPU this process may use. Frame threads
     let one request use every core; with all workers busy the cores are shared (measured in

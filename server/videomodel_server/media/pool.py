@@ -1,7 +1,7 @@
 """Worker processes for probing and decoding: isolated, time-limited, memory-limited.
 
 :class:`DecodePool` (in the API process) keeps a fixed set of ``spawn``-ed workers, each with an
-address-space limit (``RLIMIT_AS``) and no core dumps. A job gets the media as a file
+private-memory limit (``RLIMIT_DATA``) and no core dumps. A job gets the media as a file
 descriptor (``SCM_RIGHTS``), runs under a deadline, and is cancellable: on timeout or
 cancellation the worker is SIGKILLed and replaced in the background. A worker that dies
 (decoder crash, OOM) fails only its own request, with a 4xx, and is replaced, so the next
@@ -56,8 +56,14 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_bytes:
+        # RLIMIT_DATA (private writable memory), not RLIMIT_AS: thread-heavy libraries reserve
+        # address space they never touch (glibc's 64 MiB malloc arena per thread, OpenCV 5 on a
+        # 16-core node), so an address-space cap failed every decode there while the memory
+        # actually written stayed small. Reservations (PROT_NONE) do not count here; heap,
+        # anonymous mmaps and thread stacks do. The shared output frames (a memfd) are sized
+        # by the plan and do not count either.
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     import av  # import after the limit so the limit covers FFmpeg's own allocations
 
     with contextlib.suppress(ImportError):
@@ -228,7 +234,7 @@ class DecodePool:
     ``await pool.start()`` / ``await pool.close()``.
 
     ``workers`` processes run one job each at a time; further jobs wait their turn (the API's
-    admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_AS.
+    admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_DATA.
     ``threads``: FFmpeg threads per worker; 0 (the default of ``MediaLimits``): one per usable
     CPU, so a lone request decodes on every core and busy workers share them. ``cache_bytes``:
     the size of :attr:`cache` (0, the default here, disables it; ``from_limits`` takes
