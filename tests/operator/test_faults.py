@@ -234,33 +234,3 @@ async def test_a_dropped_watch_resuming_from_an_expired_version_relists_and_conv
             f"\nwatch drop: {dropped} streams dropped, {chaos.expired} answered 410, "
             f"{chaos.lists - lists_before} re-lists"
         )
-
-
-async def test_an_operator_restart_in_the_middle_of_a_reconcile_converges(chaos: Chaos) -> None:
-    async with running_cluster(resync_seconds=0.3) as cluster:
-        # Hold the first Deployment write: the ConfigMap is applied, the Deployment not yet.
-        chaos.hold = apply_of("deployments")
-        await cluster.create(example())
-        await asyncio.wait_for(chaos.held.wait(), 30)
-        assert await cluster.get("Deployment", NS, NAME) is None
-        chaos.hold = None
-        restart = asyncio.create_task(cluster.restart_operator())
-        await asyncio.sleep(0.3)
-        chaos.release.set()  # the old operator's write (if still in flight) lands now, or never
-        await restart
-        await assert_safe_and_quiet(cluster, chaos)
-
-        # Again, with the workload serving: restart while a spec update is mid-write.
-        chaos.held.clear()
-        chaos.release.clear()
-        chaos.hold = apply_of("deployments")
-        await cluster.patch("VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 60}}})
-        await asyncio.wait_for(chaos.held.wait(), 30)
-        chaos.hold = None
-        restart = asyncio.create_task(cluster.restart_operator())
-        await asyncio.sleep(0.3)
-        chaos.release.set()
-        await restart
-        cr = await converged(cluster, generation=2)
-        assert cr["status"]["plan"]["maxSeconds"] == 60
-        await assert_safe_and_quiet(cluster, chaos)
