@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import os
 import signal
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -274,3 +277,49 @@ async def test_workers_are_recycled(budget: SamplingBudget) -> None:
         await load(path, pool, budget)  # probe + decode: 2 jobs, then the worker is replaced
         video = await load(path, pool, budget)
         assert video.frames.shape[0] == 4 and pool.worker_pids() != first
+
+
+def _scale_with_memory_nearly_gone(limit: int, conn: Any) -> None:
+    """In a child: cap RLIMIT_DATA, fill it, then free it a MiB at a time, scaling an 8K frame
+    at each step; report the type of every failure until one scale succeeds."""
+    import resource
+
+    import av
+    import cv2  # noqa: F401 - imported before the limit, as the decode worker does
+
+    from videomodel_server.media.decode import scale_frame
+
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    frame = av.VideoFrame(7680, 4320, "yuv420p")
+    ballast = []
+    with contextlib.suppress(MemoryError):
+        while True:
+            ballast.append(np.ones(1 << 20, np.uint8))
+    failures: list[str] = []
+    while ballast:
+        try:
+            scale_frame(frame, 588, 336)
+            break
+        except Exception as exc:
+            failures.append(type(exc).__name__ if not isinstance(exc, MemoryError) else "MemoryError")
+        ballast.pop()
+    ballast.clear()
+    conn.send(failures)
+
+
+async def test_every_allocation_failure_while_scaling_is_a_memory_error() -> None:
+    """swscale reports some allocation failures as EAGAIN (PyAV's BlockingIOError), not ENOMEM.
+
+    CI once answered an 8K source under the worker's limit with "could not be decoded" (400)
+    instead of DecodeMemory (422). Stepping the free memory up a MiB at a time walks through
+    every place the scale can fail; each must be a MemoryError.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    parent, child_end = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_scale_with_memory_nearly_gone, args=(600 * 1024**2, child_end))
+    child.start()
+    assert await asyncio.to_thread(parent.poll, 120), f"the child answered nothing (exit code {child.exitcode})"
+    failures = parent.recv()
+    child.join(30)
+    assert failures, "the ballast never made the scale fail: the test proves nothing"
+    assert set(failures) == {"MemoryError"}, failures

@@ -178,13 +178,11 @@ def scale_frame(
     try:
         import cv2
     except ImportError:  # an environment without OpenCV (vLLM brings it): swscale does it all
-        rgb_scaled: npt.NDArray[Any] = frame.to_ndarray(
-            width=width, height=height, format="rgb24", interpolation="BICUBIC"
-        )
+        rgb_scaled = _converted(frame, width=width, height=height, interpolation="BICUBIC")
         if into is not None:
             into[...] = rgb_scaled
         return into if into is not None else rgb_scaled
-    rgb: npt.NDArray[Any] = frame.to_ndarray(format="rgb24")
+    rgb: npt.NDArray[Any] = _converted(frame)
     src_h, src_w = rgb.shape[:2]
     if (src_w, src_h) == (width, height):
         if into is None:
@@ -200,6 +198,23 @@ def scale_frame(
         return resized
     cv2.resize(rgb, (width, height), dst=into, interpolation=interpolation)
     return into
+
+
+def _converted(frame: VideoFrame, **scale: Any) -> npt.NDArray[Any]:
+    """The frame as RGB24; swscale's allocation failures are :class:`MemoryError`.
+
+    Measured under a worker's RLIMIT_DATA: with the limit nearly reached, swscale reports
+    ``EAGAIN`` (PyAV's ``BlockingIOError``), not ``ENOMEM``, when it cannot allocate its
+    context or buffers. A file is read from a descriptor here, never non-blocking I/O, so
+    ``EAGAIN`` can only mean the worker's memory limit.
+    """
+    import av
+
+    try:
+        rgb: npt.NDArray[Any] = frame.to_ndarray(format="rgb24", **scale)
+    except av.error.BlockingIOError as exc:
+        raise MemoryError("swscale could not allocate (EAGAIN)") from exc
+    return rgb
 
 
 def reset_peak_rss() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import mmap
 import multiprocessing
@@ -102,10 +103,8 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
             reply: tuple[str, Any] = ("ok", result)
         except MediaError as exc:
             reply = ("err", exc)
-        except MemoryError:
-            reply = ("err", DecodeMemory("decoding this video needs more memory than allowed (decode_memory_bytes)"))
-        except Exception:  # a bug or an FFmpeg failure we did not anticipate: still the input's fault
-            reply = ("err", InvalidVideo("the video could not be decoded"))
+        except Exception as exc:  # every failure becomes an answer; the worker lives on
+            reply = ("err", _failure(kind, exc))
         if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
             # The frames are already in the parent's shared memory: send only their times.
             info = reply[1]
@@ -115,6 +114,30 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
         # Drop this job's arrays before waiting for the next one: peak memory is one job's.
         del reply
         result = None
+
+
+def _failure(kind: str, exc: BaseException) -> MediaError:
+    """The client-facing error for an exception a job raised that is not a :class:`MediaError`.
+
+    Running out of this worker's memory limit is the input's size (DecodeMemory, 422), however
+    the library that hit it reports it: ``MemoryError``, or an ``OSError`` (PyAV's errors are
+    ones) with ``ENOMEM`` anywhere in the exception's chain. Anything else is a bug or an FFmpeg
+    failure we did not anticipate: still the input's fault, and logged with its type.
+    """
+    if _out_of_memory(exc):
+        return DecodeMemory("decoding this video needs more memory than allowed (decode_memory_bytes)")
+    log.warning("decode worker: %s job failed: %s: %s", kind, type(exc).__name__, exc)
+    return InvalidVideo("the video could not be decoded")
+
+
+def _out_of_memory(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _decode_shared(file: IO[bytes], plan: SamplingPlan, threads: int, out_fd: int) -> DecodedFrames:
