@@ -32,7 +32,7 @@ CHAT_TEMPLATE_TOKENS = 64
 with headroom for multi-turn markers."""
 ENGINE_NON_TORCH_BYTES = int(0.23 * GiB)
 """Per GPU, *measured*: vLLM's non-torch memory (CUDA context, cuBLAS/NCCL workspaces): 0.22-0.23
-GiB in three H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu/)."""
+GiB in three H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu.md)."""
 ACTIVATION_BYTES_PER_BATCHED_TOKEN = int(3.3 * GiB / 17920)
 """Per GPU, *measured*: vLLM's profiled peak activation per ``max_num_batched_tokens``, with the
 vision encoder in the profile: 3.3 GiB at 17,920 (V1 model runner, 10 dummy videos of 14 frames;
