@@ -3,15 +3,21 @@
 Checked first, before a request's body is parsed and before any fetch or decode (SECURITY.md
 item 8): a request that finds every slot busy and the queue full is refused at once with
 :class:`~videomodel_server.errors.Overloaded` (503 + Retry-After); one that waits longer than
-the queue timeout is refused the same way. Draining (SIGTERM) refuses new requests and lets the
-admitted ones finish.
+the queue timeout is refused the same way.
+
+Shutdown (SIGTERM) is in two steps. :meth:`Admission.stop_admitting` (safe in a signal handler)
+refuses every new request with 503 + Retry-After (``draining``) and turns ``/health`` 503; the
+admitted requests go on. :meth:`Admission.begin_drain` also arms the grace period: when it runs
+out, every request still holding a slot is stopped (:meth:`Admission.on_abort` callbacks), so a
+stream ends with an error event and a non-streaming request with a 503, instead of the
+connection being cut when the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,6 +26,10 @@ from .errors import Overloaded, Unavailable
 REJECT_QUEUE_FULL = "queue_full"
 REJECT_QUEUE_TIMEOUT = "queue_timeout"
 REJECT_DRAINING = "draining"
+STOPPED_AT_SHUTDOWN = "shutdown"
+"""The code of a request that was still running when the shutdown grace period ran out."""
+ABORT_UNWIND_SECONDS = 2.0
+"""How long requests stopped at the end of the grace period get to release their slots."""
 
 
 @dataclass
@@ -41,6 +51,10 @@ class Admission:
         self._in_flight = 0
         self._queued = 0
         self._draining = False
+        self._aborting = False
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._on_abort: dict[int, Callable[[], None]] = {}
+        self._abort_ids = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -82,6 +96,9 @@ class Admission:
                 ) from None
             finally:
                 self._queued -= 1
+            if self._draining:  # shutdown began while it waited: it never started, so refuse it
+                self._slots.release()
+                raise Unavailable("server is shutting down", code=REJECT_DRAINING, retry_after=self.retry_after)
         else:
             await self._slots.acquire()
         self._in_flight += 1
@@ -94,12 +111,55 @@ class Admission:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def drain(self, timeout: float) -> bool:
-        """Stop admitting; wait up to ``timeout`` s for in-flight requests. True if all finished."""
+    @property
+    def aborting(self) -> bool:
+        """The grace period ran out: requests still in flight are being stopped."""
+        return self._aborting
+
+    def stop_admitting(self) -> None:
+        """Refuse every new request from now on (503 ``draining``). Only sets a flag: signal-safe."""
         self._draining = True
+
+    def begin_drain(self, grace: float) -> None:
+        """Stop admitting, and stop what is still in flight ``grace`` s from now (idempotent)."""
+        self._draining = True
+        if self._abort_timer is None and not self._aborting:
+            self._abort_timer = asyncio.get_running_loop().call_later(max(0.0, grace), self.abort_in_flight)
+
+    def abort_in_flight(self) -> None:
+        """Stop every request holding a slot now (their :meth:`on_abort` callbacks run)."""
+        self._draining = True
+        self._aborting = True
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        for callback in list(self._on_abort.values()):
+            callback()
+
+    def on_abort(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when in-flight work is stopped (now, if it already was); returns the
+        function that unregisters it."""
+        if self._aborting:
+            asyncio.get_running_loop().call_soon(callback)
+            return lambda: None
+        self._abort_ids += 1
+        key = self._abort_ids
+        self._on_abort[key] = callback
+        return lambda: self._on_abort.pop(key, None) and None
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop admitting; wait up to ``timeout`` s for in-flight requests. True if all finished.
+
+        If some are still running then, they are stopped and get a moment to unwind."""
+        self.begin_drain(timeout)
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()
         except TimeoutError:
+            self.abort_in_flight()
+            try:
+                async with asyncio.timeout(ABORT_UNWIND_SECONDS):
+                    await self._idle.wait()
+            except TimeoutError:
+                pass
             return False
         return True

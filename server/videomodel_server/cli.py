@@ -22,7 +22,10 @@ import argparse
 import dataclasses
 import enum
 import logging
+import math
 import os
+import signal
+import socket
 import sys
 import types
 import typing
@@ -33,12 +36,15 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel, ValidationError
 
 from . import logs
+from .admission import ABORT_UNWIND_SECONDS, Admission
 from .budget import validate_budget
 from .budget.contract import ContractError, bound_problems, read_contract
 from .budget.names import flag
 from .settings import ENV_API_KEY, ENV_UNSAFE_EXEMPT_NETWORKS, ENVIRONMENT, ServerSettings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from .loading import MediaLoader
     from .wiring import Resolved
 
@@ -249,9 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> int:
-    """Run the server until SIGINT/SIGTERM (uvicorn drains, then the lifespan stops the engine)."""
-    import uvicorn
-
+    """Run the server until SIGINT/SIGTERM; see :func:`draining_server` for how it stops."""
     from .app import create_app
     from .wiring import build_state
 
@@ -261,16 +265,55 @@ def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> 
         "starting",
         extra={"model": settings.model_name, "host": settings.listen.host, "port": settings.listen.port},
     )
+    draining_server(app, settings, state.admission).run()
+    log.info("stopped")
+    return 0
+
+
+SHUTDOWN_MARGIN_SECONDS = 3.0
+"""uvicorn's own limit on the drain, past the grace period: a backstop that cuts connections only
+if a stopped request failed to end (its error event, its 503) on its own."""
+
+
+def draining_server(app: Any, settings: ServerSettings, admission: Admission) -> uvicorn.Server:
+    """uvicorn, stopping the way a Kubernetes pod should on SIGTERM (SECURITY.md item 11).
+
+    By the time SIGTERM comes, the pod's ``preStop`` pause has let the endpoints controller take
+    it out of the Service, so nothing new should arrive. On the signal the admission stops
+    admitting at once (``/health`` 503 ``draining``; a request that still reaches the app: 503 +
+    Retry-After), then uvicorn closes the listener (new connections are refused, which a client
+    or kube-proxy retries elsewhere) and idle keep-alive connections. Admitted requests and
+    streams run on for ``drain_timeout``; whatever is still running then is stopped (a stream
+    ends with an error event and ``[DONE]``, a non-streaming request with a 503). Then the
+    lifespan stops the engine and the decode workers and the process exits 0.
+    """
+    import uvicorn
+
+    grace = settings.admission.drain_timeout
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
+            admission.stop_admitting()  # sets a flag only: safe here, in the signal handler
+            if sig == signal.SIGTERM:
+                # The expected way to stop, handled in full: exit 0 rather than re-raising the
+                # signal at the end as uvicorn does (which would make the exit status 143).
+                self.should_exit = True
+                return
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            admission.begin_drain(grace)
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(
         app,
         host=settings.listen.host,
         port=settings.listen.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.admission.drain_timeout) or None,
+        timeout_graceful_shutdown=math.ceil(grace + ABORT_UNWIND_SECONDS + SHUTDOWN_MARGIN_SECONDS),
     )
-    uvicorn.Server(config).run()
-    return 0
+    return DrainingServer(config)
 
 
 if __name__ == "__main__":

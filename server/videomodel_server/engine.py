@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import subprocess
+import time
 from collections.abc import AsyncGenerator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import watchdog
+from .budget.contract import OWNED_ENGINE_FLAGS
 from .errors import EngineFailure, InvalidRequest, NotReady
-from .jobs import MediaRef, Sampling, StructuredOutput, Turn
+from .jobs import MediaRef, Sampling, StructuredOutput, ToolCall, Turn
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class EngineVideo:
     metadata: dict[str, Any]
     """What vLLM's processor needs for timestamps: fps (the sampling fps), frames_indices,
     total_num_frames, duration, do_sample_frames=False."""
+    uuid: str | None = None
+    """A stable id of exactly these frames and metadata (vLLM's ``multi_modal_uuids`` entry), so
+    its processor and prefix caches hit on a repeated video without hashing it; None: vLLM hashes."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class ChoiceDelta:
     """New completion tokens in this delta."""
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprobInfo, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    """The function calls read from this choice's whole text (set on its last delta only)."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,13 @@ class Engine(Protocol):
         """Load the model (may take minutes); raise if it cannot be served."""
         ...
 
-    def render(self, turns: Sequence[Turn]) -> str:
-        """The prompt for ``turns`` through the checkpoint's chat template (CPU only, no I/O)."""
+    def render(self, turns: Sequence[Turn], tools: str | None = None) -> str:
+        """The prompt for ``turns`` through the checkpoint's chat template (CPU only, no I/O);
+        ``tools``: the JSON text of the request's function definitions, given to the template."""
+        ...
+
+    def parse_tool_calls(self, text: str) -> tuple[str | None, tuple[ToolCall, ...]]:
+        """The family's tool parser on a whole completion: (content before the calls, the calls)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
@@ -112,9 +124,24 @@ class Engine(Protocol):
 
 
 def template_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
-    """Turns in the Hugging Face chat-template shape; media become ``{"type": "video"|"image"}``."""
+    """Turns in the Hugging Face chat-template shape; media become ``{"type": "video"|"image"}``.
+
+    An assistant's tool calls go in as ``tool_calls`` with their arguments parsed (the Qwen templates
+    ``tojson`` them, as vLLM's renderer does); a tool result keeps its ``tool_call_id``.
+    """
     messages: list[dict[str, Any]] = []
     for turn in turns:
+        if turn.tool_calls or turn.tool_call_id is not None:
+            message: dict[str, Any] = {
+                "role": turn.role,
+                "content": "".join(p for p in turn.parts if isinstance(p, str)),
+            }
+            if turn.tool_calls:
+                message["tool_calls"] = [_template_call(c) for c in turn.tool_calls]
+            if turn.tool_call_id is not None:
+                message["tool_call_id"] = turn.tool_call_id
+            messages.append(message)
+            continue
         if all(isinstance(p, str) for p in turn.parts):
             messages.append({"role": turn.role, "content": "".join(p for p in turn.parts if isinstance(p, str))})
             continue
@@ -126,6 +153,22 @@ def template_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
                 content.append({"type": "text", "text": part})
         messages.append({"role": turn.role, "content": content})
     return messages
+
+
+def _template_call(call: ToolCall) -> dict[str, Any]:
+    import json
+
+    try:
+        arguments: Any = json.loads(call.arguments)
+    except ValueError:
+        arguments = call.arguments
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
+
+
+TOOL_PARSER = "hermes"
+"""vLLM's tool parser for every served family: Qwen2-VL, Qwen2.5-VL and Qwen3-VL chat templates
+write calls as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` (vLLM's docs name
+``hermes`` for Qwen2.5 and Qwen3)."""
 
 
 @dataclass(frozen=True)
@@ -141,34 +184,70 @@ class EngineConfig:
     dtype: str = "auto"
     gpu_memory_utilization: float = 0.9
     mm_processor_cache_gb: float = 4.0
+    mm_encoder_tp_mode: str | None = None
     extra_args: tuple[str, ...] = ()
     seed: int = 0
     max_num_batched_tokens: int | None = None
     """vLLM sizes its encoder cache as ``max(max_num_batched_tokens, its own per-item estimate)``
     and estimates videos at 14 frames: a longer in-budget video would be refused ("exceeds the
     pre-allocated encoder cache size") unless this covers the Plan's largest media item."""
+    warmup: Warmup | None = None
+    """The declared worst case, run before the engine reports ready (None: ready once loaded)."""
 
 
-OWNED_ENGINE_FLAGS = frozenset(
-    {
-        "--model",
-        "--served-model-name",
-        "--max-model-len",
-        "--limit-mm-per-prompt",
-        "--mm-processor-kwargs",
-        "--tensor-parallel-size",
-        "-tp",
-        "--dtype",
-        "--gpu-memory-utilization",
-        "--mm-processor-cache-gb",
-    }
-)
+@dataclass(frozen=True)
+class Warmup:
+    """One worst-case request the engine runs (``max_tokens=1``) before it reports ready.
+
+    Built from the Plan by :func:`.wiring.worst_case_warmup`. ``turns`` render through the chat
+    template as any request's do; the media is described, not held (a worst case can be hundreds
+    of MB of frames): :meth:`engine_input` makes it at warm-up time, in the shape the media
+    pipeline hands over (T x H x W x C uint8 RGB plus vLLM's metadata), each item distinct so no
+    cache serves one from another. ``media_tokens`` is the budget module's price of that media:
+    the engine's prompt count must equal the rendered text's tokens plus it. ``budget`` names the
+    declared budget in messages.
+    """
+
+    turns: tuple[Turn, ...]
+    videos: int
+    video_shape: tuple[int, int, int]
+    """Frames, height, width of each video."""
+    video_metadata: dict[str, Any]
+    images: int
+    image_shape: tuple[int, int]
+    """Height, width of each image."""
+    media_tokens: int
+    budget: str
+
+    def engine_input(self, prompt: str) -> EngineInput:
+        videos = tuple(
+            EngineVideo(np.full((*self.video_shape, 3), 96 + i, dtype=np.uint8), dict(self.video_metadata))
+            for i in range(self.videos)
+        )
+        images = tuple(np.full((*self.image_shape, 3), 160 + i, dtype=np.uint8) for i in range(self.images))
+        return EngineInput(prompt, videos, images)
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    seconds: float
+    """Wall time of the worst-case request (prompt processing, vision encoder, one token)."""
+    prompt_tokens: int | None
+    """What the engine counted."""
+    predicted_prompt_tokens: int
+    """The rendered text's tokens plus the budget module's price of the media."""
+
+
+class WarmupFailed(RuntimeError):
+    """The engine loaded but cannot serve the declared worst case; the message names the budget."""
 
 
 def check_passthrough(extra_args: Sequence[str]) -> None:
     """Refuse pass-through engine flags that would override what the budget derived."""
     for arg in extra_args:
         flag = arg.split("=", 1)[0]
+        if flag.startswith("--"):  # vLLM's parser reads --max_model_len as --max-model-len
+            flag = "--" + flag[2:].split(".", 1)[0].replace("_", "-")
         if flag in OWNED_ENGINE_FLAGS:
             raise ValueError(
                 f"{flag} is set by videomodel-server from the budget; use its own flag, not the passthrough"
@@ -202,6 +281,7 @@ def engine_argv(config: EngineConfig) -> list[str]:
         "--seed",
         str(config.seed),
         *(["--max-num-batched-tokens", str(config.max_num_batched_tokens)] if config.max_num_batched_tokens else []),
+        *(["--mm-encoder-tp-mode", config.mm_encoder_tp_mode] if config.mm_encoder_tp_mode else []),
         *config.extra_args,
     ]
 
@@ -216,8 +296,10 @@ class VllmEngine:
         self._tokenizer: Any = None
         self._placeholder_tokens = 3
         self._ready = False
+        self._warming = False
         self._start_failed = False
         self._watchdog: subprocess.Popen[bytes] | None = None
+        self.warmup_report: WarmupReport | None = None
 
     @property
     def ready(self) -> bool:
@@ -233,6 +315,12 @@ class VllmEngine:
         return unfinished_requests_of(self._llm)
 
     async def start(self) -> None:
+        """Load the model, then run the declared worst case (``config.warmup``); ready after both.
+
+        Readiness then means "can serve the declared budget", not only "loaded": a worst case that
+        runs out of memory or that the engine refuses fails here, with :class:`WarmupFailed`
+        naming the budget, instead of on the first large request.
+        """
         try:
             # Model load and profiling block for minutes: keep the event loop free so /health
             # answers 503 meanwhile. AsyncLLM starts its output handler on the first request.
@@ -245,8 +333,68 @@ class VllmEngine:
         if not pids:
             log.warning("no EngineCore process found: it will not be stopped if this process is killed")
         self._watchdog = watchdog.start(pids)
+        if self.config.warmup is not None:
+            try:
+                self.warmup_report = await self._warm_up(self.config.warmup)
+            except BaseException:
+                self._start_failed = True
+                raise
         self._ready = True
         log.info("engine ready", extra={"model": self.config.served_model_name})
+
+    async def _warm_up(self, warmup: Warmup) -> WarmupReport:
+        prompt = self.render(warmup.turns)
+        media = warmup.videos + warmup.images
+        predicted = self.count_tokens(prompt) - self._placeholder_tokens * media + warmup.media_tokens
+        sampling = Sampling(
+            n=1,
+            max_tokens=1,
+            temperature=0.0,
+            top_p=None,
+            top_k=None,
+            min_p=None,
+            seed=0,
+            stop=(),
+            presence_penalty=None,
+            frequency_penalty=None,
+            repetition_penalty=None,
+            logprobs=None,
+        )
+        counted: int | None = None
+        start = time.monotonic()
+        self._warming = True
+        try:
+            request = await asyncio.to_thread(warmup.engine_input, prompt)  # frames: up to GBs of pixels
+            async for step in self.generate(request, sampling, "warmup"):
+                counted = step.prompt_tokens if step.prompt_tokens is not None else counted
+        except Exception as exc:  # out of memory, a refused prompt, a dead engine: not servable
+            cause = str(exc) if isinstance(exc, EngineFailure | InvalidRequest | NotReady) else _first_line(exc)
+            message = (
+                f"the engine cannot serve the declared budget's worst case ({warmup.budget}; "
+                f"{predicted:,} prompt tokens, max_model_len {self.config.max_model_len:,}): {cause}. "
+                "Lower the budget or give the server more memory (or --skip-warmup to start anyway)"
+            )
+            log.error(message, extra={"reason": "warmup_failed"})
+            raise WarmupFailed(message) from exc
+        finally:
+            self._warming = False
+        report = WarmupReport(round(time.monotonic() - start, 3), counted, predicted)
+        log.info(
+            "warm-up: the declared worst case (%s) ran in %.1f s: %s prompt tokens counted, %s predicted",
+            warmup.budget,
+            report.seconds,
+            counted,
+            predicted,
+            extra={"reason": "warmup", "prompt_tokens": counted, "duration_ms": round(report.seconds * 1000)},
+        )
+        if counted != predicted:
+            log.warning(
+                "warm-up: the engine counted %s prompt tokens where the budget module predicts %s",
+                counted,
+                predicted,
+                extra={"reason": "warmup_token_mismatch"},
+            )
+        return report
 
     def _load_processor(self) -> tuple[Any, Any]:
         from transformers import AutoProcessor
@@ -274,22 +422,45 @@ class VllmEngine:
 
     @staticmethod
     def _apply_template(
-        processor: Any, tokenizer: Any, messages: list[dict[str, Any]], add_generation_prompt: bool
+        processor: Any,
+        tokenizer: Any,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool,
+        tools: list[dict[str, Any]] | None = None,
     ) -> str:
         owner = processor if getattr(processor, "chat_template", None) is not None else tokenizer
-        text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        extra = {"tools": tools} if tools else {}
+        text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt, **extra)
         assert isinstance(text, str)
         return text
 
-    def render(self, turns: Sequence[Turn]) -> str:
+    def render(self, turns: Sequence[Turn], tools: str | None = None) -> str:
         if self._processor is None:
             raise NotReady("the model is still loading")
         try:
-            return self._apply_template(self._processor, self._tokenizer, template_messages(turns), True)
+            definitions = _json_tools(tools)
+            return self._apply_template(
+                self._processor, self._tokenizer, template_messages(turns), True, tools=definitions
+            )
         except Exception as exc:  # jinja raises on conversations the template refuses
             raise InvalidRequest(
                 f"the model's chat template refused the conversation ({type(exc).__name__})", code="template_error"
             ) from None
+
+    def parse_tool_calls(self, text: str) -> tuple[str | None, tuple[ToolCall, ...]]:
+        """vLLM's ``hermes`` tool parser (:data:`TOOL_PARSER`) on a whole completion."""
+        if self._tokenizer is None:
+            raise NotReady("the model is still loading")
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+        from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+
+        parser = ToolParserManager.get_tool_parser(TOOL_PARSER)(self._tokenizer)
+        request = ChatCompletionRequest.model_validate({"messages": [], "model": self.config.served_model_name})
+        info = parser.extract_tool_calls(text, request)
+        if not info.tools_called:
+            return text, ()
+        calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in info.tool_calls)
+        return info.content, calls
 
     def count_tokens(self, text: str) -> int:
         if self._tokenizer is None:
@@ -302,7 +473,7 @@ class VllmEngine:
     async def generate(
         self, request: EngineInput, sampling: Sampling, request_id: str
     ) -> AsyncGenerator[EngineStep, None]:
-        if not self.ready:
+        if not (self.ready or (self._warming and not self.dead)):
             raise NotReady("the engine is not ready")
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
@@ -331,6 +502,8 @@ class VllmEngine:
         prompt: dict[str, Any] = {"prompt": request.prompt}
         if mm_data:
             prompt["multi_modal_data"] = mm_data
+        if any(v.uuid is not None for v in request.videos):
+            prompt["multi_modal_uuids"] = {"video": [v.uuid for v in request.videos]}
         from vllm.exceptions import VLLMValidationError
 
         try:
@@ -406,6 +579,16 @@ def unfinished_requests_of(llm: Any) -> int:
                 log.warning("the engine could not count its unfinished requests", exc_info=True)
                 return 0
     return 0
+
+
+def _json_tools(tools: str | None) -> list[dict[str, Any]] | None:
+    import json
+
+    if not tools:
+        return None
+    parsed = json.loads(tools)
+    assert isinstance(parsed, list)
+    return parsed
 
 
 def structured_outputs_params(structured: StructuredOutput | None) -> Any:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .budget import Plan, VideoBudget
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 MediaKind = Literal["video", "image"]
 
 
@@ -66,6 +66,20 @@ class RequestLimits:
 
 
 @dataclass(frozen=True)
+class FrameSequenceInfo:
+    """``media_io_kwargs.video``'s description of a pre-extracted frame sequence (a
+    ``data:video/jpeg`` URL), as sent: the source video's ``fps``, each frame's index in it, its
+    frame count and length, and whether the server should sample the frames (None: not sent).
+    Checked against the frames and the budget by the media loader."""
+
+    fps: float | None = None
+    frames_indices: tuple[int, ...] | None = None
+    total_num_frames: int | None = None
+    duration: float | None = None
+    do_sample_frames: bool | None = None
+
+
+@dataclass(frozen=True)
 class VideoOptions:
     """The sampling one video gets: the budget's, or a client's narrower choice.
 
@@ -82,6 +96,10 @@ class VideoOptions:
     num_frames: int | None = None
     video_start: float | None = None
     video_end: float | None = None
+    frame_recovery: bool | None = None
+    """vLLM's ``frame_recovery`` for this request (None: the server's default)."""
+    frames: FrameSequenceInfo | None = None
+    """How a frame-sequence video's JPEGs map onto its source video (None for other videos)."""
 
     @property
     def window(self) -> tuple[float | None, float | None] | None:
@@ -106,14 +124,46 @@ class MediaRef:
     options: VideoOptions | None = None
     where: str = ""
     """The request field it came from (``messages[1].content[0]``), for error messages."""
+    uuid: str | None = None
+    """The client's id of this video (vLLM's ``uuid`` on the content part); with an empty ``url``
+    the video must be served from the decoded-video cache under that id."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the assistant made (or makes): ``arguments`` is JSON text, as in OpenAI's API."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The functions a request offers the model (``tools``) and how it must use them (``tool_choice``).
+
+    ``definitions`` is the JSON text of the validated ``tools`` list (what the chat template is
+    given); ``choice`` is ``auto`` (the model decides; the family's tool parser reads its output),
+    ``required`` (at least one call, forced by structured output) or ``function`` (a call of
+    ``function``, its arguments forced to the function's parameter schema).
+    """
+
+    definitions: str
+    choice: Literal["auto", "required", "function"]
+    function: str | None = None
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One message: text pieces and media placeholders (``MediaRef``) in their order."""
+    """One message: text pieces and media placeholders (``MediaRef``) in their order.
+
+    An assistant turn may carry the ``tool_calls`` it made; a ``tool`` turn is a call's result
+    (``tool_call_id``)."""
 
     role: Role
     parts: tuple[str | MediaRef, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +202,7 @@ class ChatJob:
     stream: bool
     include_usage: bool
     clamped: tuple[str, ...] = field(default=())
+    tools: Tools | None = None
 
     @property
     def videos(self) -> tuple[MediaRef, ...]:

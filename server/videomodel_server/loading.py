@@ -10,7 +10,7 @@ other implementation. Cancelling :meth:`MediaLoader.load` must stop the fetch/de
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,15 @@ class SamplingReceipt:
     label_seconds: float
     window: tuple[float, float] | None = None
     binding: tuple[str, ...] = ()
+    source: str = "video"
+    """``"video"`` (a file decoded here) or ``"frames"`` (a pre-extracted JPEG frame sequence)."""
+    frame_recovery: bool | None = None
+    """Whether frame recovery was on for this video (None: not applicable, e.g. a frame sequence)."""
+    recovered_frames: tuple[int, ...] = ()
+    """Positions of the frames that frame recovery filled with the next good frame."""
+    cache: Literal["uuid", "content", "miss"] | None = None
+    """Where the frames came from: ``"uuid"`` (the client's id, nothing fetched), ``"content"``
+    (fetched; the same bytes were decoded before), ``"miss"`` (decoded now), None (cache off)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class LoadedMedia:
     timings: dict[str, float] = field(default_factory=dict)
     clamped: tuple[str, ...] = ()
     receipt: SamplingReceipt | None = None
+    engine_id: str | None = None
+    """A stable id of these frames for the engine's ``multi_modal_uuids`` (None: the engine hashes)."""
 
     @property
     def frame_count(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .budget import label
 from .jobs import MediaRef, VideoOptions
 from .loading import LoadedMedia, MediaEstimate, SamplingReceipt
 from .settings import ServerSettings
@@ -48,6 +49,7 @@ def media_limits(settings: ServerSettings, resolved: Resolved) -> MediaLimits:
         decode_timeout_seconds=settings.admission.decode_timeout,
         decode_threads=settings.admission.decode_threads,
         decode_cache_bytes=settings.admission.decode_cache_bytes,
+        frame_recovery=settings.media.frame_recovery,
     )
 
 
@@ -82,6 +84,8 @@ class PipelineLoader:
 
     async def load(self, ref: MediaRef) -> LoadedMedia:
         from .media import MediaError, load_image, load_video
+        from .media.cache import IdKey
+        from .media.frames import is_frame_sequence
 
         try:
             if ref.kind == "image":
@@ -92,6 +96,10 @@ class PipelineLoader:
                     timings={"fetch": image.stats.fetch_s, "decode": image.stats.decode_s},
                 )
             budget, overrides, window = self._video_inputs(ref)
+            if is_frame_sequence(ref.url):
+                return await self._load_frames(ref, budget)
+            if not ref.url:
+                return self._load_by_id(ref, budget, overrides, window)
             video = await load_video(
                 ref.url,
                 self.limits,
@@ -101,11 +109,18 @@ class PipelineLoader:
                 overrides=overrides,
                 window=window,
                 fps_ceiling=self.budget.fps,
+                frame_recovery=self._frame_recovery(ref),
             )
         except MediaError as exc:
             raise _at(exc, ref) from None
         assert video.plan is not None and video.probe is not None
+        cache = self.pool.cache
+        if ref.uuid is not None and video.cache_key is not None:
+            cache.bind(IdKey.of(ref.uuid, video.cache_key), video.cache_key)
         receipt, notes = self._receipt(ref, video.probe, video.plan, video.timestamps)
+        hit = video.stats.cache_hit
+        receipt = replace(receipt, cache=None if hit is None else "content" if hit else "miss")
+        receipt = replace(receipt, frame_recovery=video.plan.frame_recovery, recovered_frames=video.recovered_frames)
         return LoadedMedia(
             ref,
             video.frames,
@@ -115,16 +130,117 @@ class PipelineLoader:
             timings={"fetch": video.stats.fetch_s, "probe": video.stats.probe_s, "decode": video.stats.decode_s},
             clamped=(*video.clamped, *notes),
             receipt=receipt,
+            engine_id=video.cache_key.stable_id if video.cache_key is not None else None,
+        )
+
+    def _frame_recovery(self, ref: MediaRef) -> bool:
+        """The request's ``frame_recovery``, else the server's default (``--frame-recovery``)."""
+        asked = ref.options.frame_recovery if ref.options is not None else None
+        return self.limits.frame_recovery if asked is None else asked
+
+    async def _load_frames(self, ref: MediaRef, budget: SamplingBudget, *, decode: bool = True) -> LoadedMedia:
+        """A pre-extracted JPEG frame sequence (``data:video/jpeg``): checked against the budget,
+        decoded in the pool, handed to the engine with the client's timestamps."""
+        from .errors import InvalidRequest
+        from .media import MediaError
+        from .media.frames import FramesMeta, load_frame_sequence
+
+        options = ref.options
+        if options is not None and options.window is not None:
+            raise InvalidRequest(
+                f"{ref.where}: video_start/video_end do not apply to a frame sequence; send only the frames wanted",
+                param=ref.where or None,
+            )
+        info = options.frames if options is not None else None
+        meta = FramesMeta(**vars(info)) if info is not None else FramesMeta()
+        try:
+            loaded = await load_frame_sequence(ref.url, meta, self.limits, budget, self.pool, decode=decode)
+        except MediaError as exc:
+            raise _at(exc, ref) from None
+        plan = loaded.plan
+        binding = list(plan.binding)
+        f = budget.factor
+        rounded = max(f, round(loaded.source_height / f) * f) * max(f, round(loaded.source_width / f) * f)
+        if rounded > loaded.height * loaded.width and loaded.height * loaded.width <= budget.max_pixels:
+            binding.append(f"frame size capped by {label('max_pixels')}={budget.max_pixels}")
+        receipt = SamplingReceipt(
+            frames=plan.nframes,
+            height=loaded.height,
+            width=loaded.width,
+            sample_fps=plan.sample_fps,
+            duration=plan.duration,
+            timestamps=tuple(round(t, 4) for t in plan.timestamps),
+            label_seconds=plan.duration,
+            binding=tuple(binding),
+            source="frames",
+        )
+        return LoadedMedia(
+            ref,
+            loaded.frames,
+            metadata=plan.metadata(),
+            sample_fps=plan.sample_fps,
+            duration=plan.duration,
+            timings={"fetch": loaded.parse_s, "decode": loaded.decode_s},
+            clamped=loaded.clamped,
+            receipt=receipt,
+        )
+
+    def _load_by_id(
+        self,
+        ref: MediaRef,
+        budget: SamplingBudget,
+        overrides: SamplingOverrides | None,
+        window: tuple[float | None, float | None] | None,
+    ) -> LoadedMedia:
+        """The uuid-only form: the video the client's id names under this sampling, from the
+        decoded-video cache, with no fetch and no decode; a miss is a 400 (never a fetch)."""
+        from .errors import InvalidRequest
+        from .media import apply_overrides
+        from .media.cache import CacheKey, IdKey
+
+        assert ref.uuid is not None
+        clamp = apply_overrides(budget, overrides)
+        sampling = CacheKey("", clamp.budget, clamp.num_frames, window, self.budget.fps)
+        found = self.pool.cache.lookup(IdKey.of(ref.uuid, sampling))
+        if found is None:
+            raise InvalidRequest(
+                "no video is cached under this uuid with this sampling (never sent with a URL, sent with "
+                "other sampling knobs, or evicted); send the video URL with the uuid again",
+                param=ref.where or None,
+                code="media_uuid_not_found",
+            )
+        key, video = found
+        plan = video.plan
+        timestamps = tuple(t - plan.start_time for t in video.times)
+        receipt, notes = self._receipt(ref, video.probe, plan, timestamps)
+        return LoadedMedia(
+            ref,
+            video.frames,
+            metadata=plan.metadata(video.times),
+            sample_fps=plan.sample_fps,
+            duration=plan.duration,
+            timings={"fetch": 0.0, "probe": 0.0, "decode": 0.0},
+            clamped=(*clamp.clamped, *notes),
+            receipt=replace(receipt, cache="uuid"),
+            engine_id=key.stable_id,
         )
 
     async def estimate(self, ref: MediaRef) -> MediaEstimate:
         """Fetch, probe and plan (no decode); media over the budget comes back with its problem."""
         from .media import MediaError, MediaOverBudget
         from .media.estimate import estimate_video
+        from .media.frames import is_frame_sequence
 
         if ref.kind == "image":
             return MediaEstimate(ref)
         budget, overrides, window = self._video_inputs(ref)
+        if is_frame_sequence(ref.url):
+            frames = await self._load_frames(ref, budget, decode=False)
+            return MediaEstimate(ref, frames.receipt, timings=frames.timings, clamped=frames.clamped)
+        if not ref.url:
+            loaded = self._load_by_id(ref, budget, overrides, window)
+            assert loaded.receipt is not None
+            return MediaEstimate(ref, loaded.receipt, timings={"fetch": 0.0, "probe": 0.0}, clamped=loaded.clamped)
         try:
             estimate = await estimate_video(
                 ref.url,
@@ -197,7 +313,10 @@ class PipelineLoader:
 
 
 def _at(exc: MediaError, ref: MediaRef) -> MediaError:
-    """``exc`` with ``param`` naming the request field at fault (a window error names its own field)."""
+    """``exc`` with ``param`` naming the request field at fault (a window error names its own field;
+    a frame sequence's metadata error names its top-level ``media_io_kwargs`` field)."""
+    if exc.param and exc.param.startswith("media_io_kwargs"):
+        return exc
     if exc.param and ref.where and not exc.param.startswith("messages"):
         exc.param = f"{ref.where}.{exc.param}"
     else:

@@ -38,6 +38,16 @@ class Metrics:
         self.video_frames = Counter("videomodel_video_frames", "Frames sampled and decoded.", registry=r)
         self.videos = Counter("videomodel_videos", "Videos decoded.", registry=r)
         self.images = Counter("videomodel_images", "Images decoded.", registry=r)
+        self.frame_sequences = Counter(
+            "videomodel_frame_sequence_videos",
+            "Videos sent as pre-extracted JPEG frame sequences (data:video/jpeg) and decoded.",
+            registry=r,
+        )
+        self.recovered_frames = Counter(
+            "videomodel_recovered_frames",
+            "Sampled frames that failed to decode and were filled with the next good frame (frame recovery).",
+            registry=r,
+        )
         self.prompt_tokens = Counter("videomodel_prompt_tokens", "Prompt tokens (text and media).", registry=r)
         self.completion_tokens = Counter("videomodel_completion_tokens", "Completion tokens generated.", registry=r)
         self.engine_aborts = Counter(

@@ -71,6 +71,11 @@ class MediaSettings(_Group):
     )
     allow_http: bool = Field(default=False, description="Accept http:// (not only https://) media URLs.")
     max_redirects: int = Field(default=3, ge=0, le=10, description="Redirects one media fetch may follow.")
+    frame_recovery: bool = Field(
+        default=False,
+        description="Fill a sampled frame that fails to decode with the next good frame before the next one "
+        "(vLLM's frame_recovery; a request's media_io_kwargs.video.frame_recovery overrides it). Off: strict.",
+    )
     media_exempt_networks: tuple[str, ...] = Field(
         default=(),
         description="TEST ONLY: CIDRs exempt from the SSRF address check (e.g. 127.0.0.1/32 for a loopback test "

@@ -4,21 +4,24 @@
 Plan through the budget module, takes explicit flags over derived values only where that is
 safe, and raises :class:`StartupError` with every problem spelled out otherwise.
 :func:`build_state` wires the parts; tests pass their own engine or loader.
+:func:`worst_case_warmup` is the budget's worst case as one request, which the engine runs
+before it reports ready (``--skip-warmup`` turns that off).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .admission import Admission
 from .api.chat.service import ChatService
 from .api.state import AppState
-from .budget import ModelSpec, Plan, VideoBudget, derive
+from .budget import ModelSpec, Plan, VideoBudget, cr_key, derive, sample_indices, video_tokens
 from .budget.contract import plan_differences
 from .budget.plan import CHAT_TEMPLATE_TOKENS
 from .checkpoint import read_checkpoint
-from .engine import Engine, EngineConfig, VllmEngine, check_passthrough
-from .jobs import RequestLimits
+from .engine import Engine, EngineConfig, VllmEngine, Warmup, check_passthrough
+from .jobs import MediaRef, RequestLimits, Turn
 from .loading import MediaLoader
 from .metrics import Metrics
 from .settings import ServerSettings
@@ -107,6 +110,63 @@ def passthrough_int(args: tuple[str, ...], flag: str) -> int | None:
     return None
 
 
+WARMUP_SOURCE_FPS = 30.0
+"""The frame rate of the warm-up's notional source video (a common camera rate)."""
+
+
+def worst_case_warmup(resolved: Resolved) -> Warmup:
+    """The declared budget's worst case as one request, for the engine to run before it is ready.
+
+    ``videosPerPrompt`` videos of the plan's worst-case frame count (``frames_per_video``) at its
+    worst-case geometry (``worst_case_frame``), each sampled from a notional source lasting
+    ``maxSeconds`` (so Qwen3-VL's timestamp labels are as long as a real one's), and
+    ``imagesPerPrompt`` images at the largest image geometry: the media of the costliest request
+    the budget admits, in the form the media pipeline hands the engine. The text is a short
+    instruction, not ``maxPromptTokens`` of it: the text's cost is counted, not guessed, and the
+    media is what takes the memory. The media's price is exact for this input (the frames'
+    timestamps are known), so the engine's prompt count must match it to the token.
+    """
+    plan, budget, geometry = resolved.plan, resolved.budget, resolved.model.geometry
+    frames = plan.frames_per_video if plan.videos_per_prompt else 0
+    height, width = plan.worst_case_frame.get("height", 0), plan.worst_case_frame.get("width", 0)
+    source_fps = max(WARMUP_SOURCE_FPS, math.ceil(frames / budget.max_seconds))
+    total = max(frames, int(budget.max_seconds * source_fps))
+    indices = sample_indices(total, frames) if frames else []
+    video_price = video_tokens(
+        geometry, frames, height, width, budget.max_seconds, frame_times=[i / source_fps for i in indices]
+    )
+    image = plan.limit_mm_per_prompt.get("image", {})
+    image_shape = (image.get("height", 0), image.get("width", 0))
+    parts: list[str | MediaRef] = [MediaRef("video", "", i) for i in range(plan.videos_per_prompt)]
+    parts += [MediaRef("image", "", i) for i in range(plan.images_per_prompt)]
+    parts.append("Describe what you see.")
+    described = []
+    if plan.videos_per_prompt:
+        described.append(
+            f"{cr_key('videos_per_prompt')}={plan.videos_per_prompt} of {frames} frames at {width}x{height} "
+            f"({cr_key('max_seconds')}={budget.max_seconds:g}, {cr_key('fps')}={budget.fps:g}, "
+            f"{cr_key('max_frames')}={budget.max_frames})"
+        )
+    if plan.images_per_prompt:
+        described.append(f"{cr_key('images_per_prompt')}={plan.images_per_prompt} at {image_shape[1]}x{image_shape[0]}")
+    return Warmup(
+        turns=(Turn("user", tuple(parts)),),
+        videos=plan.videos_per_prompt,
+        video_shape=(frames, height, width),
+        video_metadata={
+            "fps": source_fps,
+            "duration": total / source_fps,
+            "total_num_frames": total,
+            "frames_indices": indices,
+            "do_sample_frames": False,
+        },
+        images=plan.images_per_prompt,
+        image_shape=image_shape,
+        media_tokens=plan.videos_per_prompt * video_price + plan.images_per_prompt * plan.tokens_per_image,
+        budget=", ".join(described),
+    )
+
+
 def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
     batched = passthrough_int(settings.engine_args, "--max-num-batched-tokens")
     return EngineConfig(
@@ -121,8 +181,10 @@ def engine_config(settings: ServerSettings, resolved: Resolved) -> EngineConfig:
         dtype=settings.engine.dtype,
         gpu_memory_utilization=settings.engine.gpu_memory_utilization,
         mm_processor_cache_gb=settings.engine.mm_processor_cache_gb,
+        mm_encoder_tp_mode=settings.engine.mm_encoder_tp_mode,
         extra_args=settings.engine_args,
         max_num_batched_tokens=None if batched else resolved.plan.max_num_batched_tokens,
+        warmup=None if settings.engine.skip_warmup else worst_case_warmup(resolved),
     )
 
 

@@ -304,6 +304,12 @@ MEDIA: list[Row] = [
     _m("body-over-request-cap", 413, ("payload_too_large",)),
     _m("forged-frame-list", 400, ("unsupported",), kind="part"),
     _m("forged-frame-metadata", 400, ("invalid_request",), kind="part"),
+    # Pre-extracted JPEG frame sequences (data:video/jpeg;base64,<frame>,<frame>,...; issue 12 item 1).
+    _m("jpeg-frames-garbage-between", 400, ("invalid_video_frames",)),
+    _m("jpeg-frames-not-base64", 400, ("invalid_video_frames",)),
+    _m("jpeg-frames-truncated-jpeg", 400, ("invalid_video_frames",)),
+    _m("jpeg-frames-over-pixel-cap", 400, ("video_frames_over_budget",)),
+    _m("jpeg-frames-more-than-max-frames", 400, ("video_frames_over_budget",)),
 ]
 
 

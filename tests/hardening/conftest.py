@@ -495,6 +495,8 @@ class Results:
     """Per-category figures for the closing report (printed at the end of the session)."""
 
     rows: dict[str, list[tuple[str, int, str, Measure]]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    """Whole-run figures (the load and shutdown tests), one line each, printed after the rows."""
 
     def add(self, category: str, row_id: str, status: int, code: str, m: Measure) -> None:
         self.rows.setdefault(category, []).append((row_id, status, code, m))
@@ -509,7 +511,7 @@ def results() -> Results:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not RESULTS.rows:
+    if not RESULTS.rows and not RESULTS.lines:
         return
     tr = terminalreporter
     tr.section("hardening: inputs, statuses, worst time and memory per category")
@@ -525,6 +527,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"worst time {worst_t[3].seconds:.2f} s ({worst_t[0]}), API RSS growth <= {worst_api:.1f} MiB, "
             f"decode worker peak RSS <= {worst_worker:.0f} MiB"
         )
+    for line in RESULTS.lines:
+        tr.write_line(line)
 
 
 # -- helpers for the tests ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ and the forbidden listeners prove that no FFmpeg protocol (HLS, concat, RTP) rea
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import random
@@ -27,6 +28,7 @@ from videomodel_devtools.synthetic_videos import (
     absurd_fps_file,
     audio_only_file,
     bit_flipped_file,
+    frame_pixels,
     hours_long_file,
     huge_dimensions_file,
     make_video,
@@ -223,6 +225,39 @@ BUILDERS: dict[str, Build] = {
         "video_metadata": {"fps": 0, "frames_indices": [-1, 10**12], "do_sample_frames": True},
     },
 }
+
+
+def _jpeg(index: int, width: int = 64, height: int = 48) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(frame_pixels(index, width, height)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def _jpeg_frames(parts: list[bytes | str]) -> str:
+    """vLLM's frame-sequence data URL: each frame's base64 (or a text as is), joined by commas."""
+    texts = [p if isinstance(p, str) else base64.b64encode(p).decode() for p in parts]
+    return "data:video/jpeg;base64," + ",".join(texts)
+
+
+def _huge_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8192, 4096), (90, 90, 90)).save(out, format="JPEG", quality=10)
+    return out.getvalue()
+
+
+BUILDERS.update(
+    {
+        "jpeg-frames-garbage-between": lambda c: _jpeg_frames([_jpeg(0), b"<html>garbage</html>", _jpeg(1)]),
+        "jpeg-frames-not-base64": lambda c: _jpeg_frames([_jpeg(0), "%%%not-base64%%%", _jpeg(1)]),
+        "jpeg-frames-truncated-jpeg": lambda c: _jpeg_frames([_jpeg(0), _jpeg(1)[:120], _jpeg(2), _jpeg(3)]),
+        "jpeg-frames-over-pixel-cap": lambda c: _jpeg_frames([_huge_jpeg(), _huge_jpeg()]),
+        "jpeg-frames-more-than-max-frames": lambda c: _jpeg_frames([_jpeg(i, 16, 16) for i in range(200)]),
+    }
+)
 
 
 def _served(c: Ctx, name: str, body: bytes) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import datetime
 import itertools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class ApiServer(kmock.KubernetesEmulator):
     denied: list[str] = attrs.field(factory=list)
     log: list[tuple[str, str, str]] = attrs.field(factory=list)
     """(method, path, user agent) of every request as the client sent it, before any rewriting."""
+    writes: list[tuple[float, str, str, str, Any]] = attrs.field(factory=list)
+    """(monotonic time, method, path, user agent, body) of every write, as the client sent it."""
     _rv: Any = attrs.field(factory=lambda: itertools.count(1000))
 
     def declare(self) -> None:
@@ -118,7 +121,10 @@ class ApiServer(kmock.KubernetesEmulator):
         return copy.deepcopy(dict(self.objects[key].raw))
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        self.log.append((request.method.value, request.url.path, request.headers.get("User-Agent", "")))
+        agent = request.headers.get("User-Agent", "")
+        self.log.append((request.method.value, request.url.path, agent))
+        if request.method.value in ("POST", "PUT", "PATCH", "DELETE"):
+            self.writes.append((time.monotonic(), request.method.value, request.url.path, agent, request.data))
         if request.resource is None:
             return await super()._handle(request)
         self._authorize(request)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -111,31 +113,64 @@ class Cluster:
     # -- the operator ------------------------------------------------------------------------------
 
     async def start_operator(self, config: OperatorConfig, url: str) -> None:
-        """Start a fresh operator process-equivalent (new registry, reconciler and kopf loop)."""
+        """Start a fresh operator process-equivalent: a new registry, reconciler and kopf loop, in a
+        thread of its own with its own event loop.
+
+        Its own loop, because kopf owns the loop it runs in: when ``kopf.operator()`` stops it
+        cancels every task created after it started ("hung tasks"), whoever made them. Sharing the
+        test's loop, a stopping operator cancelled the test's own tasks, the emulator's request
+        handlers and, during a restart, the next operator's watchers and resync task (which then
+        never converged or resynced: the hang and the flakes of the first restart scenario).
+        """
         self._config, self._url = config, url
-        registry, self.reconciler = build_registry(config, login=lambda **_: kopf.ConnectionInfo(server=url))
-        self._stop = asyncio.Event()
-        self._operator = asyncio.create_task(
-            kopf.operator(
-                registry=registry,
-                clusterwide=not config.namespaces,
-                namespaces=config.namespaces,
-                standalone=True,
-                stop_flag=self._stop,
-            )
-        )
+        registry, reconciler = build_registry(config, login=lambda **_: kopf.ConnectionInfo(server=url))
+        self.reconciler = reconciler
+        loop = asyncio.new_event_loop()
+        stop = threading.Event()
+        main: list[asyncio.Task[None]] = []
+
+        async def operate() -> None:
+            main.append(asyncio.current_task())  # type: ignore[arg-type]
+            try:
+                await kopf.operator(
+                    registry=registry,
+                    clusterwide=not config.namespaces,
+                    namespaces=config.namespaces,
+                    standalone=True,
+                    stop_flag=stop,
+                )
+            finally:
+                await reconciler.shutdown()  # kopf's cleanup handlers do not run when it is cancelled
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(operate())
+            except BaseException as exc:  # cancelled on purpose; anything else is logged
+                if not isinstance(exc, asyncio.CancelledError):
+                    logging.getLogger(__name__).exception("the operator failed")
+            finally:
+                _cancel_all(loop)
+                loop.close()
+
+        thread = threading.Thread(target=run, name="operator", daemon=True)
+        thread.start()
+        self._operator = _RunningOperator(loop, thread, stop, main)
 
     async def stop_operator(self) -> None:
-        self._stop.set()
-        # kopf gives tasks it did not start (here: the emulator's open watch streams) 5 s to
-        # finish after a stop; cancelling the operator stops them at once instead.
-        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._operator), timeout=0.5)
-        self._operator.cancel()
-        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._operator, timeout=10)
-        if self.reconciler is not None:  # kopf's cleanup handlers do not run when it is cancelled
-            await self.reconciler.shutdown()
+        """Stop the operator like a process that exits: nothing of it keeps running afterwards.
+
+        The stop flag first (kopf's own stop), then, after a short grace, cancellation of its main
+        task (kopf gives tasks it did not start, such as open watch streams, 5 s otherwise). Every
+        wait is bounded: a thread that will not end fails the test instead of hanging it.
+        """
+        op = self._operator
+        op.stop.set()
+        await asyncio.to_thread(op.thread.join, 0.5)
+        if op.thread.is_alive() and op.main:
+            op.loop.call_soon_threadsafe(op.main[0].cancel)
+        await asyncio.to_thread(op.thread.join, 30)
+        assert not op.thread.is_alive(), "the operator's loop did not stop within 30 s"
 
     async def restart_operator(self) -> None:
         await self.stop_operator()
@@ -187,6 +222,25 @@ class Cluster:
             if cond["type"] == kind:
                 return dict(cond)
         return None
+
+
+@dataclasses.dataclass
+class _RunningOperator:
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    stop: threading.Event
+    main: list[asyncio.Task[None]]
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on a stopped operator's loop (as a process exit would end it); bounded."""
+    for _ in range(10):
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.wait(pending, timeout=1))
 
 
 class _QuickShutdownServer(aiohttp.test_utils.RawTestServer):

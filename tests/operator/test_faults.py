@@ -135,10 +135,34 @@ def apply_of(plural: str) -> Match:
     )
 
 
+LAST_HANDLED = "kopf.zalando.org/last-handled-configuration"
+
+
+async def kopf_handled_current_spec(cluster: Cluster) -> None:
+    """Wait until kopf has recorded that it handled the CR's current spec.
+
+    Two roads reconcile a spec change: kopf's update handler, and the operator's own resync (and
+    child events). After a fault the resync can get there first (kopf retrying or relisting), so
+    the CR is Ready at its generation while kopf's handler is still to run or finish; when it does,
+    it changes nothing (the reconcile is level-based) and kopf then records the spec it handled:
+    one merge-PATCH of the ``last-handled-configuration`` annotation on the VideoModel. That PATCH
+    is kopf's bookkeeping, not a change to anything served, and it comes once per spec change.
+    The operator has gone quiet only after it.
+    """
+
+    async def handled() -> bool:
+        cr = await cluster.get("VideoModel", NS, NAME)
+        annotation = ((cr or {}).get("metadata", {}).get("annotations") or {}).get(LAST_HANDLED)
+        return cr is not None and annotation is not None and json.loads(annotation).get("spec") == cr["spec"]
+
+    await cluster.eventually(handled, what="kopf to record the spec it handled")
+
+
 async def assert_safe_and_quiet(cluster: Cluster, chaos: Chaos, replicas: int = 2) -> None:
     """Converged, every child present, the workload never deleted or scaled down, and a resync
-    (several, every 0.3 s) writes nothing."""
+    (three passes, every 0.3 s) writes nothing."""
     cr = await converged(cluster)
+    await kopf_handled_current_spec(cluster)
     for kind in CHILDREN:
         assert await cluster.get(kind, NS, f"{NAME}-plan" if kind == "ConfigMap" else NAME) is not None, kind
     deployment = await cluster.get("Deployment", NS, NAME)
@@ -148,12 +172,19 @@ async def assert_safe_and_quiet(cluster: Cluster, chaos: Chaos, replicas: int = 
     assert chaos.deployment_replicas, "the operator never wrote the Deployment"
     assert all(r == replicas for r in chaos.deployment_replicas), chaos.deployment_replicas
     await cluster.quiet()
+    quiet_since = time.monotonic() - 0.7
     before = len(cluster.operator_writes())
-    assert cluster.reconciler is not None
-    passes = cluster.reconciler.passes
-    await asyncio.sleep(1.5)
-    assert cluster.reconciler.passes - passes >= 3, "no resync ran"
-    assert cluster.operator_writes()[before:] == [], f"a resync wrote: {cluster.operator_writes()[before:]}"
+    reconciler = cluster.reconciler
+    assert reconciler is not None
+    passes = reconciler.passes
+
+    async def three_passes() -> bool:
+        # Counted, not timed: a pass on a loaded 2-core machine can take longer than the interval.
+        return reconciler.passes - passes >= 3
+
+    await cluster.eventually(three_passes, timeout=20, what="three resync passes")
+    late = [w for w in cluster.server.writes if w[0] >= quiet_since and not w[3].startswith("kmock")]
+    assert cluster.operator_writes()[before:] == [], f"a resync wrote: {late}"
     assert cr["status"]["observedGeneration"] == cr["metadata"]["generation"]
 
 
@@ -200,11 +231,6 @@ async def test_429_retry_after_is_honoured_and_converges(chaos: Chaos) -> None:
         print(f"\n429 + Retry-After 1 s x2: retries after {[round(g, 2) for g in gaps[:2]]} s, Ready in {took:.2f} s")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open finding: after the 410 re-list, one more PATCH of the VideoModel (not /status: kopf's "
-    "last-handled-configuration annotation) lands after the operator had gone quiet",
-)
 async def test_a_dropped_watch_resuming_from_an_expired_version_relists_and_converges(chaos: Chaos) -> None:
     async with running_cluster(resync_seconds=0.3) as cluster:
         await cluster.create(example())
@@ -234,3 +260,33 @@ async def test_a_dropped_watch_resuming_from_an_expired_version_relists_and_conv
             f"\nwatch drop: {dropped} streams dropped, {chaos.expired} answered 410, "
             f"{chaos.lists - lists_before} re-lists"
         )
+
+
+async def test_an_operator_restart_in_the_middle_of_a_reconcile_converges(chaos: Chaos) -> None:
+    async with running_cluster(resync_seconds=0.3) as cluster:
+        # Hold the first Deployment write: the ConfigMap is applied, the Deployment not yet.
+        chaos.hold = apply_of("deployments")
+        await cluster.create(example())
+        await asyncio.wait_for(chaos.held.wait(), 30)
+        assert await cluster.get("Deployment", NS, NAME) is None
+        chaos.hold = None
+        restart = asyncio.create_task(cluster.restart_operator())
+        await asyncio.sleep(0.3)
+        chaos.release.set()  # the old operator's write (if still in flight) lands now, or never
+        await restart
+        await assert_safe_and_quiet(cluster, chaos)
+
+        # Again, with the workload serving: restart while a spec update is mid-write.
+        chaos.held.clear()
+        chaos.release.clear()
+        chaos.hold = apply_of("deployments")
+        await cluster.patch("VideoModel", NS, NAME, {"spec": {"budget": {"maxSeconds": 60}}})
+        await asyncio.wait_for(chaos.held.wait(), 30)
+        chaos.hold = None
+        restart = asyncio.create_task(cluster.restart_operator())
+        await asyncio.sleep(0.3)
+        chaos.release.set()
+        await restart
+        cr = await converged(cluster, generation=2)
+        assert cr["status"]["plan"]["maxSeconds"] == 60
+        await assert_safe_and_quiet(cluster, chaos)

@@ -269,7 +269,7 @@ async def test_the_hpa_metric_exceeds_its_target_under_load_so_it_scales_out() -
     import math
 
     from videomodel_server.admission import Admission
-    from videomodel_server.budget.contract import AdmissionSettings
+    from videomodel_server.budget.contract import concurrency_cap
     from videomodel_server.metrics import Metrics
 
     cr = load_cr(EXAMPLES / "qwen2.5-vl-7b-l4.yaml")
@@ -277,7 +277,8 @@ async def test_the_hpa_metric_exceeds_its_target_under_load_so_it_scales_out() -
     hpa = _kind(render(cr, plan), "HorizontalPodAutoscaler")["spec"]
     (metric,) = hpa["metrics"]
     name, target = metric["pods"]["metric"]["name"], float(metric["pods"]["target"]["averageValue"])
-    cap = AdmissionSettings().max_concurrent_requests
+    cap = serving_contract(cr.spec, plan).admission.max_concurrent_requests
+    assert cap == concurrency_cap(plan.concurrent_requests), "the cap follows the plan (issue 11)"
     assert target == cap, "the target is the server's admission cap, not a copy"
     assert json.loads(serving_contract(cr.spec, plan).to_json())["admission"]["max_concurrent_requests"] == cap
 
@@ -315,13 +316,13 @@ async def test_the_hpa_metric_exceeds_its_target_under_load_so_it_scales_out() -
 def test_tmp_and_every_emptydir_are_sized_and_covered_by_ephemeral_storage() -> None:
     """Defect 2: /tmp holds in-flight x videos x maxVideoBytes of spooled downloads."""
     from videomodel_operator.units import parse_bytes
-    from videomodel_server.budget.contract import AdmissionSettings
 
     cr = load_cr(EXAMPLES / "qwen3-vl-8b-h100.yaml")
     plan = plan_for(cr.spec)
     pod = render_deployment(cr, plan)["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    spooled = AdmissionSettings().max_concurrent_requests * max(1, plan.videos_per_prompt) * plan.max_video_bytes
+    in_flight = serving_contract(cr.spec, plan).admission.max_concurrent_requests
+    spooled = in_flight * max(1, plan.videos_per_prompt) * plan.max_video_bytes
     assert parse_bytes(volumes["tmp"]["emptyDir"]["sizeLimit"]) >= spooled > 1024**3
     disk = sum(
         parse_bytes(v["emptyDir"]["sizeLimit"])

@@ -214,7 +214,7 @@ BAD_INPUTS = [
     ({"messages": _video_message() * 3}, 400, "3 videos; this model accepts at most 2"),
     ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5000}, 400, "max_tokens is 5000"),
     ({"messages": [{"role": "user", "content": "x"}], "n": 9}, 400, "n is 9"),
-    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400, "tool calling"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, 400, "tools.0.function"),
     ({"messages": [{"role": "user", "content": "x"}], "temperature": 9}, 400, "temperature"),
     ({"messages": [{"role": "user", "content": "x"}], "model": "gpt-4"}, 404, "'gpt-4' is not served"),
     ({"messages": [{"role": "user", "content": "x"}], "mm_processor_kwargs": {"foo": 1}}, 400, "unknown field"),

@@ -123,7 +123,7 @@ def test_media_only_in_user_messages_and_no_tools() -> None:
     with pytest.raises(InvalidRequest, match="only allowed in user messages"):
         build(bad, LIMITS)
     tool = ChatCompletionRequest.model_validate({"messages": [{"role": "tool", "content": "x"}]})
-    with pytest.raises(InvalidRequest, match="tool messages"):
+    with pytest.raises(InvalidRequest, match="tool_call_id is missing"):
         build(tool, LIMITS)
 
 

@@ -7,8 +7,8 @@ the command line carries only what is not the budget's.
 
 from __future__ import annotations
 
-from videomodel_server.budget import Plan, flag
-from videomodel_server.budget.contract import BUDGET_FILE_KEY, AdmissionSettings, EngineSettings, ServingContract
+from videomodel_server.budget import Family, Plan, flag
+from videomodel_server.budget.contract import BUDGET_FILE_KEY, EngineSettings, ServingContract, processor_cache_gb
 
 from ..spec import SERVER_PORT, VideoModelSpec
 from .common import DOWNLOAD_DIR, HF_CACHE_MOUNT, MODELS_MOUNT, SERVING_MOUNT
@@ -32,18 +32,57 @@ def serving_contract(spec: VideoModelSpec, plan: Plan) -> ServingContract:
     """What the server is told, in one piece: the budget, engine and admission settings, the plan.
 
     The budget goes in resolved (the family's pixel defaults filled in); the server re-derives
-    the plan from it and refuses to start if its plan differs from the one here. Admission and
-    engine settings the CR does not set are the server's own defaults, written out so the
-    sizing here and the server's behaviour come from the same numbers.
+    the plan from it and refuses to start if its plan differs from the one here. Admission is
+    derived from the plan and the pod's CPU where the CR leaves it unset
+    (:func:`.sizing.admission_settings`); engine settings the CR does not set are the server's
+    own defaults. Every field is written out, so the pod's sizing and the server's behaviour come
+    from the same numbers.
     """
+    # Imported here: sizing reads this contract, and this contract reads sizing's derivation.
+    from .sizing import admission_settings
+
     model = spec.to_model_spec()
-    engine = EngineSettings(
-        tensor_parallel_size=spec.tensor_parallel_size,
+    admission = admission_settings(spec, plan)
+    engine = engine_settings(spec, plan, admission.max_concurrent_requests)
+    budget = spec.to_budget().resolved(model.geometry)
+    return ServingContract.for_plan(budget, engine, admission, plan)
+
+
+ENCODER_TP_DATA_FAMILIES = frozenset({Family.QWEN2_VL, Family.QWEN2_5_VL, Family.QWEN3_VL})
+"""Families whose vLLM model class has ``supports_encoder_tp_data`` (vLLM 0.32's Qwen2-VL, Qwen2.5-VL
+and Qwen3-VL; ``tests/operator/test_engine_flags.py`` reads it from the installed vLLM's sources)."""
+
+
+def engine_settings(spec: VideoModelSpec, plan: Plan, concurrent_requests: int) -> EngineSettings:
+    """The engine switches the spec and the budget imply.
+
+    - ``mm_encoder_tp_mode="data"`` when the engine spans more than one GPU and the family's vision
+      encoder can run data-parallel: each GPU encodes its share of the frames with the whole
+      (small) encoder instead of an all-reduce per encoder layer, which is what a video-heavy
+      prompt spends its prefill on. One GPU: left unset (vLLM's default).
+    - ``mm_processor_cache_gb`` from the budget (:func:`~videomodel_server.budget.contract.processor_cache_gb`):
+      the processed tensors of the worst-case media of every request admitted at once.
+    """
+    geometry = spec.to_model_spec().geometry
+    tp = spec.tensor_parallel_size
+    family = spec.to_model_spec().family
+    return EngineSettings(
+        tensor_parallel_size=tp,
         dtype=spec.engine.dtype.value,
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
         max_model_len=plan.max_model_len,
+        mm_processor_cache_gb=processor_cache_gb(
+            plan.tokens_per_video,
+            plan.videos_per_prompt,
+            plan.tokens_per_image,
+            plan.images_per_prompt,
+            geometry.patch_size,
+            geometry.merge_size,
+            geometry.temporal_patch_size,
+            concurrent_requests,
+        ),
+        mm_encoder_tp_mode="data" if tp > 1 and family in ENCODER_TP_DATA_FAMILIES else None,
     )
-    return ServingContract.for_plan(spec.to_budget().resolved(model.geometry), engine, AdmissionSettings(), plan)
 
 
 def server_args(spec: VideoModelSpec, plan: Plan) -> list[str]:

@@ -3,6 +3,15 @@
 Pure. Every number a pod is given here comes from the plan and the serving contract (the
 server's own admission and engine settings), never from a copy of the server's defaults:
 
+- **admission** (:func:`admission_settings`, rendered into the serving contract): the cap on
+  requests in flight follows the plan's concurrency, the full-budget requests the GPU memory
+  holds (:func:`~videomodel_server.budget.contract.concurrency_cap`); the decode pool follows
+  the CPU: one worker per core left for decoding, no more than the videos that can be decoding at
+  once, each with a frame thread per decoding core (:func:`~videomodel_server.budget.contract.decode_pool`).
+  Fields set in the CR's ``spec.admission`` win.
+- **CPU**: the API process and engine host side (:data:`BASE_CPU_MILLI`, one more core per extra
+  tensor-parallel GPU) plus a core per decode worker; with ``resources.cpu`` set, that request
+  is what the decode pool is cut from instead.
 - **memory**: a base for the API process, one more CUDA worker per extra tensor-parallel GPU,
   vLLM's multimodal processor cache (``mm_processor_cache_gb``, held by the API process and
   mirrored by the engine core), the video work of every admitted request, and ``/dev/shm``
@@ -20,9 +29,16 @@ server's own admission and engine settings), never from a copy of the server's d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from videomodel_server.budget import Plan
+from videomodel_server.budget.contract import (
+    DECODE_CPU_MILLI,
+    AdmissionSettings,
+    concurrency_cap,
+    decode_pool,
+    default_concurrency,
+)
 
 from ..spec import VideoModelSpec
 from ..units import parse_bytes, parse_cpu, round_up_mib
@@ -34,6 +50,13 @@ BASE_MEMORY = 6 * GiB
 WORKER_MEMORY = 3 * GiB
 """Each further tensor-parallel worker process: its CUDA context, NCCL and host staging buffers."""
 BASE_CPU_MILLI = 2000
+"""The API process (HTTP, tokenizer, chat template, fetches) and the engine's host side."""
+TP_WORKER_CPU_MILLI = 1000
+"""Each further tensor-parallel worker process."""
+MAX_DERIVED_DECODE_WORKERS = 4
+"""Without a CPU request, the most decode workers (cores) a pod is sized for: with the base that
+is 6 cores, what the smaller one-GPU nodes have (8 vCPUs for an L4 or A10G); more would leave a
+pod of many concurrent requests unschedulable there. Set ``resources.cpu`` for a bigger pool."""
 TMP_HEADROOM = GiB
 """Images (capped by the server's image byte limit), the tokenizer's and Python's own files."""
 CACHE_HEADROOM = 2 * GiB
@@ -65,6 +88,52 @@ def decoded_video_bytes(plan: Plan) -> int:
     return plan.frames_per_video * frame["height"] * frame["width"] * 3
 
 
+def reserved_cpu_milli(spec: VideoModelSpec) -> int:
+    """CPU that is not for decoding: the API process, the engine's host side, its TP workers."""
+    return BASE_CPU_MILLI + (spec.tensor_parallel_size - 1) * TP_WORKER_CPU_MILLI
+
+
+def admission_settings(spec: VideoModelSpec, plan: Plan) -> AdmissionSettings:
+    """The server's admission settings for this CR: derived where ``spec.admission`` leaves them unset.
+
+    - ``max_concurrent_requests``: ``concurrency_cap(plan.concurrent_requests)``, i.e. the
+      full-budget requests the GPU memory holds, capped; a bigger GPU admits more at once. On
+      CPU (``gpu.count: 0``) at most the server's default.
+    - the decode pool: with ``resources.cpu`` set, its cores above :func:`reserved_cpu_milli`
+      shared by ``decode_pool`` (one worker per core, at most one per video that can be decoding:
+      ``max_concurrent_requests x videosPerPrompt``, each with a thread per decoding core); unset,
+      one worker per such video (at most :data:`MAX_DERIVED_DECODE_WORKERS`), for which
+      :func:`sizing` then requests a core each. An explicit ``decodeWorkers`` or ``decodeThreads``
+      is taken as is.
+
+    Every other field is the server's default (:class:`AdmissionSettings`).
+    """
+    cr = spec.admission
+    cap = cr.max_concurrent_requests
+    if cap is None:
+        # Serving on CPU the engine shares the pod's cores: the KV cache is not what limits it,
+        # so the plan only lowers the server's default, never raises it.
+        if spec.resources.gpu.count > 0:
+            cap = concurrency_cap(plan.concurrent_requests)
+        else:
+            cap = concurrency_cap(plan.concurrent_requests, ceiling=default_concurrency())
+    parallel_decodes = cap * max(1, plan.videos_per_prompt)
+    if spec.resources.cpu is not None:
+        decode_milli = parse_cpu(spec.resources.cpu) - reserved_cpu_milli(spec)
+    else:
+        decode_milli = (cr.decode_workers or min(parallel_decodes, MAX_DERIVED_DECODE_WORKERS)) * DECODE_CPU_MILLI
+    workers, threads = decode_pool(decode_milli, parallel_decodes, workers=cr.decode_workers)
+    if cr.decode_threads is not None:
+        threads = cr.decode_threads
+    return replace(AdmissionSettings(), max_concurrent_requests=cap, decode_workers=workers, decode_threads=threads)
+
+
+def decode_cpu_milli(admission: AdmissionSettings) -> int:
+    """CPU the decode pool keeps busy: a core per worker (a worker's frame threads share the
+    decoding cores with the other workers', :func:`~videomodel_server.budget.contract.decode_pool`)."""
+    return admission.decode_workers * DECODE_CPU_MILLI
+
+
 def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
     """CPU, memory, /dev/shm, /tmp and cache sizes for one replica.
 
@@ -75,7 +144,7 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
     the engine, and NCCL's buffers under tensor parallelism.
     """
     contract = serving_contract(spec, plan)
-    in_flight, workers = contract.admission.max_concurrent_requests, contract.admission.decode_workers
+    in_flight = contract.admission.max_concurrent_requests
     videos = max(1, plan.videos_per_prompt)
     decoded = decoded_video_bytes(plan)
     tp = spec.tensor_parallel_size
@@ -96,9 +165,10 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
         # CPU serving: the weights and the KV cache live in host memory too.
         memory += (plan.weights_bytes or 0) + max(0, plan.kv_cache_bytes_available or 0)
     memory = parse_bytes(spec.resources.memory) if spec.resources.memory is not None else round_up_gib(memory)
-    cpu = BASE_CPU_MILLI + workers * 1000 + (tp - 1) * 1000
     if spec.resources.cpu is not None:
         cpu = parse_cpu(spec.resources.cpu)
+    else:
+        cpu = reserved_cpu_milli(spec) + decode_cpu_milli(contract.admission)
     cache = CACHE_HEADROOM
     hf = spec.model.source.hugging_face
     if hf is not None and not hf.cache_claim_name:  # with a cache claim the snapshot lives there

@@ -6,7 +6,7 @@ it. Field names are the camelCase of the CR; Python attributes are snake_case.
 
 Laid out by job: :mod:`.base` (API names, base model, field types), :mod:`.kube`
 (Kubernetes-native pieces: tolerations, affinity, egress rules, env), :mod:`.sections` (model,
-budget, engine, resources, scaling, security...), :mod:`.resource` (the spec, the object,
+budget, admission, engine, resources, scaling, security...), :mod:`.resource` (the spec, the object,
 parsing), :mod:`.conversions` (into the budget module's inputs).
 """
 
@@ -30,6 +30,7 @@ from .kube import Affinity, EgressRule, EnvFromSource, EnvVar, LocalObjectRefere
 from .resource import RESERVED_ENV, ObjectMeta, VideoModel, VideoModelSpec, format_validation_error, parse_video_model
 from .sections import (
     DEFAULT_AUTOSCALING_METRIC,
+    Admission,
     Autoscaling,
     AutoscalingMetric,
     Budget,
@@ -61,6 +62,7 @@ __all__ = [
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
+    "Admission",
     "Affinity",
     "Autoscaling",
     "AutoscalingMetric",

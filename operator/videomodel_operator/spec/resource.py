@@ -12,6 +12,7 @@ from . import conversions
 from .base import DEFAULT_IMAGE, NAME_MAX, NAME_PATTERN, Model, SpecError, cel
 from .kube import EnvFromSource, EnvVar, LocalObjectReference
 from .sections import (
+    Admission,
     Autoscaling,
     Budget,
     Engine,
@@ -51,6 +52,7 @@ class VideoModelSpec(Model):
     budget: Budget = Field(default_factory=Budget)
     engine: Engine = Field(default_factory=Engine)
     resources: Resources = Field(default_factory=Resources)
+    admission: Admission = Field(default_factory=Admission)
     image: str = Field(default=DEFAULT_IMAGE, min_length=1, max_length=512)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list)

@@ -15,10 +15,12 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget, lookup
+from videomodel_server.budget.contract import MAX_DERIVED_CONCURRENT_REQUESTS, AdmissionSettings
 
 from ..units import QuantityError, format_bytes, parse_bandwidth, parse_bytes
 from . import conversions
 from .base import Bandwidth, ByteQuantity, DnsName, K8sName, Model, cel
+from .engine_flags import extra_args_problems
 from .kube import Affinity, EgressRule, SecretKeyRef, Toleration
 
 DEFAULT_AUTOSCALING_METRIC = "videomodel_requests_outstanding"
@@ -227,6 +229,38 @@ class Budget(Model):
         return conversions.video_budget(self)
 
 
+# -- admission -----------------------------------------------------------------------------
+
+_ADMISSION_FIELDS = {f.name: f for f in fields(AdmissionSettings)}
+
+
+def _admission(name: str, derived: str, **bounds: int) -> Any:
+    """A CR admission field: unset (derived), its description from :class:`AdmissionSettings`."""
+    help_text = _ADMISSION_FIELDS[name].metadata["help"]
+    return Field(default=None, description=f"{help_text} Default: {derived}.", **bounds)  # type: ignore[call-overload]
+
+
+class Admission(Model):
+    """How much work one replica takes on at once; unset fields are derived from the plan and the pod's CPU."""
+
+    max_concurrent_requests: int | None = _admission(
+        "max_concurrent_requests",
+        "the requests the GPU memory holds at the full budget (status.plan.concurrentRequests), "
+        f"at most {MAX_DERIVED_CONCURRENT_REQUESTS}",
+        ge=1,
+        le=4096,
+    )
+    decode_workers: int | None = _admission(
+        "decode_workers",
+        "one per CPU of the request left for decoding, at most one per video that can be decoding at once",
+        ge=1,
+        le=256,
+    )
+    decode_threads: int | None = _admission(
+        "decode_threads", "one per CPU of the request left for decoding", ge=0, le=16
+    )
+
+
 # -- engine, resources ---------------------------------------------------------------------
 
 
@@ -250,8 +284,20 @@ class Engine(Model):
     dtype: Dtype = Field(default=Dtype.AUTO, description="Weights and KV cache dtype (auto = checkpoint's, bf16).")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=0.99, description="Fraction of GPU memory vLLM takes.")
     extra_args: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=list, max_length=64, description="Passed through to the engine after '--'."
+        default_factory=list,
+        max_length=64,
+        description="Any other vLLM engine flag, passed through after '--' (e.g. ['--enable-prefix-caching', "
+        "'--max-num-seqs', '8']). Checked against vLLM's own engine-argument parser; flags the operator derives "
+        "from the budget (--max-model-len, --limit-mm-per-prompt, --mm-processor-cache-gb, --mm-encoder-tp-mode...) "
+        "are refused.",
     )
+
+    @model_validator(mode="after")
+    def _check_extra_args(self) -> Engine:
+        problems = extra_args_problems(self.extra_args)
+        if problems:
+            raise ValueError("extraArgs: " + "; ".join(problems))
+        return self
 
 
 class Gpu(Model):

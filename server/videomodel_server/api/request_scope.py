@@ -10,6 +10,11 @@ A route opens a :class:`RequestScope` (``async with``) and does its work through
 - :meth:`RequestScope.stream` hands the slot to a streaming response, which keeps it until its
   last byte; otherwise leaving the ``async with`` releases it.
 
+When the server stops (SIGTERM) and its grace period runs out while the request still holds its
+slot, the admission stops it: the stage under way ends as if its deadline had passed, but with
+:class:`~videomodel_server.errors.Unavailable` (``shutdown``, 503 + Retry-After), so a stream ends
+with an error event and ``[DONE]`` rather than a cut connection.
+
 Leaving the scope also accounts for how the request ended (error code, cancellation) in the
 metrics and the log, so a route does not repeat that bookkeeping. Nothing here is specific to
 chat: any endpoint that admits work can use it.
@@ -28,7 +33,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..admission import Admission
+from ..admission import STOPPED_AT_SHUTDOWN, Admission
 from ..errors import DeadlineExceeded, PayloadTooLarge, ServerError, Unavailable
 from ..metrics import Metrics
 from ..tracing import Trace
@@ -59,6 +64,9 @@ class RequestScope:
         """Event-loop time by which the request must have finished, streaming included."""
         self._resources = AsyncExitStack()
         self._handed_off = False
+        self._timeouts: set[asyncio.Timeout] = set()
+        self._stopped_retry_after: int | None = None
+        """Set when the server stopped this request at the end of its shutdown grace period."""
 
     async def __aenter__(self) -> RequestScope:
         return self
@@ -83,6 +91,36 @@ class RequestScope:
             self.metrics.admission_rejections.labels(exc.code).inc()
             raise
         self.trace.add("queue", ticket.queued_seconds)
+        self._resources.callback(admission.on_abort(lambda: self._stop(admission.retry_after)))
+
+    def _stop(self, retry_after: int) -> None:
+        """The server is stopping: end the stage under way now (its deadline, moved to now)."""
+        self._stopped_retry_after = retry_after
+        now = asyncio.get_running_loop().time()
+        for timeout in self._timeouts:
+            timeout.reschedule(now)
+
+    @asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[asyncio.Timeout]:
+        """``asyncio.timeout_at(deadline)`` that :meth:`_stop` can bring forward; past it, TimeoutError."""
+        async with asyncio.timeout_at(self.deadline) as timeout:
+            if self._stopped_retry_after is not None:
+                timeout.reschedule(asyncio.get_running_loop().time())
+            self._timeouts.add(timeout)
+            try:
+                yield timeout
+            finally:
+                self._timeouts.discard(timeout)
+
+    def _stopped(self) -> Unavailable | None:
+        if self._stopped_retry_after is None:
+            return None
+        return Unavailable(
+            f"the server is shutting down and stopped this request at the end of its grace period "
+            f"(stage: {self.trace.stage}); send it again",
+            code=STOPPED_AT_SHUTDOWN,
+            retry_after=self._stopped_retry_after,
+        )
 
     async def read_body(self, limit: int) -> bytearray:
         """The request body, refused with a 413 past ``limit`` bytes (declared or as it arrives)."""
@@ -92,24 +130,24 @@ class RequestScope:
             raise PayloadTooLarge(f"request body is {int(declared)} bytes; this server accepts at most {limit}")
         body = bytearray()
         try:
-            async with asyncio.timeout_at(self.deadline):
+            async with self._deadline():
                 async for part in self.request.stream():
                     if len(body) + len(part) > limit:
                         raise PayloadTooLarge(f"request body is over {limit} bytes, the most this server accepts")
                     body += part
         except TimeoutError:
-            raise DeadlineExceeded("the request body did not arrive before the deadline") from None
+            raise self._stopped() or DeadlineExceeded("the request body did not arrive before the deadline") from None
         return body
 
     @asynccontextmanager
     async def within_deadline(self) -> AsyncIterator[None]:
         """The block under the request's deadline; past it, :class:`DeadlineExceeded` naming the stage."""
         try:
-            async with asyncio.timeout_at(self.deadline) as timeout:
+            async with self._deadline() as timeout:
                 self.trace.deadline = timeout
                 yield
         except TimeoutError:
-            raise DeadlineExceeded(
+            raise self._stopped() or DeadlineExceeded(
                 f"the request did not finish within its deadline (stage: {self.trace.stage})"
             ) from None
 

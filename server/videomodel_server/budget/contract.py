@@ -38,6 +38,27 @@ def _setting(default: Any, help: str, *, unit: str = "", minimum: float | None =
     return field(default=default, metadata={"help": help, "unit": unit, "minimum": minimum})
 
 
+OWNED_ENGINE_FLAGS = frozenset(
+    {
+        "--model",
+        "--served-model-name",
+        "--max-model-len",
+        "--limit-mm-per-prompt",
+        "--mm-processor-kwargs",
+        "--tensor-parallel-size",
+        "-tp",
+        "--dtype",
+        "--gpu-memory-utilization",
+        "--mm-processor-cache-gb",
+        "--mm-encoder-tp-mode",
+    }
+)
+"""vLLM flags the server sets from the budget and :class:`EngineSettings`: never passed through
+(the server refuses them after ``--``; the operator refuses them in ``spec.engine.extraArgs``)."""
+
+ENCODER_TP_MODES = ("data", "weights")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """vLLM settings the budget does not decide (the plan decides the rest)."""
@@ -49,11 +70,56 @@ class EngineSettings:
     mm_processor_cache_gb: float = _setting(
         4.0, "vLLM's multimodal processor cache in host memory, per API process.", unit="GiB", minimum=0
     )
+    mm_encoder_tp_mode: str | None = _setting(
+        None,
+        "vLLM's --mm-encoder-tp-mode: data runs the whole vision encoder on every GPU, each on its share "
+        "of the media (no all-reduce per layer); weights shards it like the language model. Unset: vLLM's default.",
+    )
+    skip_warmup: bool = _setting(
+        False,
+        "Report ready once loaded, without first running the budget's worst case through the engine "
+        "(max_tokens=1) to prove it fits.",
+    )
+
+
+BYTES_PER_PIXEL_VALUE = 4
+"""The HF processors hand vLLM ``pixel_values_videos`` as float32."""
+
+
+def processor_cache_gb(
+    tokens_per_video: int,
+    videos_per_prompt: int,
+    tokens_per_image: int,
+    images_per_prompt: int,
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+    requests: int,
+) -> float:
+    """vLLM's multimodal processor cache (``--mm-processor-cache-gb``) sized from the budget.
+
+    One media token is ``merge_size**2`` patches of ``3 * temporal_patch_size * patch_size**2``
+    float32 values (the processed tensor the cache holds), so a worst-case video costs
+    ``tokens_per_video * merge_size**2 * 3 * temporal_patch_size * patch_size**2 * 4`` bytes (308 MB
+    for Qwen2-VL at 16,386 tokens). The cache holds the worst-case media of ``requests`` prompts
+    (the requests admitted at once), rounded up to 0.5 GiB, at least 0.5 GiB: every request in flight
+    can be re-sent and hit. vLLM keeps one such cache per API process and one in the engine core.
+    """
+    per_token = merge_size**2 * 3 * temporal_patch_size * patch_size**2 * BYTES_PER_PIXEL_VALUE
+    per_prompt = (tokens_per_video * videos_per_prompt + tokens_per_image * images_per_prompt) * per_token
+    gib = per_prompt * max(1, requests) / 1024**3
+    return max(0.5, math.ceil(gib * 2) / 2)
 
 
 @dataclass(frozen=True)
 class AdmissionSettings:
-    """How much work one replica takes on at once; the operator sizes pods and the HPA from it."""
+    """How much work one replica takes on at once; the operator sizes pods and the HPA from it.
+
+    The defaults are what a server started by hand gets. The operator writes every field out,
+    deriving the three that depend on the GPU and the pod rather than on taste (a CR value wins):
+    ``max_concurrent_requests`` from the plan's concurrency (:func:`concurrency_cap`), and
+    ``decode_workers`` / ``decode_threads`` from the pod's CPU (:func:`decode_pool`).
+    """
 
     max_concurrent_requests: int = _setting(4, "Requests past admission (fetch, decode, engine) at once.", minimum=1)
     max_queued_requests: int = _setting(16, "Requests waiting for a slot; past this a 503 comes at once.", minimum=0)
@@ -62,7 +128,7 @@ class AdmissionSettings:
     request_timeout: float = _setting(
         600.0, "Deadline of one whole request, generation included.", unit="s", minimum=0.001
     )
-    decode_workers: int = _setting(2, "Decode worker processes (one CPU each).", minimum=1)
+    decode_workers: int = _setting(2, "Decode worker processes (each runs one video at a time).", minimum=1)
     decode_timeout: float = _setting(60.0, "Longest one video may spend in a decode worker.", unit="s", minimum=0.001)
     decode_threads: int = _setting(
         0, "FFmpeg threads per decode worker; 0: one per usable CPU (at most 16).", minimum=0
@@ -71,6 +137,56 @@ class AdmissionSettings:
         1024**3, "Decoded videos kept in host memory for repeated requests; 0 disables.", unit="bytes", minimum=0
     )
     drain_timeout: float = _setting(30.0, "On SIGTERM, how long in-flight requests get to finish.", unit="s", minimum=0)
+
+
+MAX_DERIVED_CONCURRENT_REQUESTS = 16
+"""The most requests a derived admission cap lets in at once, however many the KV cache holds: each
+admitted request holds its downloads and decoded frames in host memory (the pod is sized for them,
+:mod:`videomodel_operator.rendering.sizing`), and past a few requests per GPU vLLM's batch, not
+admission, is what limits throughput. Set ``maxConcurrentRequests`` for more."""
+MAX_DECODE_THREADS = 16
+"""FFmpeg's own cap on frame threads."""
+DECODE_CPU_MILLI = 1000
+"""One decode worker's CPU (a whole core: decoding is compute-bound)."""
+
+
+def _default(cls: type[Any], name: str) -> Any:
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def concurrency_cap(plan_concurrency: int | None, *, ceiling: int = MAX_DERIVED_CONCURRENT_REQUESTS) -> int:
+    """The admission cap a plan implies: the full-budget requests its KV cache holds at once.
+
+    ``min(plan concurrency, ceiling)``, never below 1 (a plan that fits none is refused
+    elsewhere; the cap only has to be valid). Without a memory model (``None``: the plan was
+    derived without a GPU spec, as by a server started by hand) it is the setting's default.
+    """
+    if plan_concurrency is None:
+        return default_concurrency()
+    return max(1, min(plan_concurrency, ceiling))
+
+
+def default_concurrency() -> int:
+    """``AdmissionSettings.max_concurrent_requests``'s default (the cap of a server started by hand)."""
+    return int(_default(AdmissionSettings, "max_concurrent_requests"))
+
+
+def decode_pool(decode_cpu_milli: int, parallel_decodes: int, *, workers: int | None = None) -> tuple[int, int]:
+    """``(workers, FFmpeg threads per worker)`` for ``decode_cpu_milli`` of CPU given to decoding.
+
+    One worker per whole core, but no more than the videos that can be decoding at once
+    (``parallel_decodes``: admitted requests x videos per prompt), unless ``workers`` is given.
+    Each worker gets a frame thread per decoding core (at most :data:`MAX_DECODE_THREADS`): a lone
+    request decodes on all of them, busy workers share them (measured in issue 10: one thread
+    left a long clip on one core of two). That is ``decode_threads=0``'s rule, but counted from
+    the pod's CPU request rather than the CPUs the process sees: on a large node the affinity
+    mask shows every core, and 16 threads per worker against a request of a few cores only
+    gets the pod throttled. At least one of each, however little CPU there is.
+    """
+    cores = max(1, decode_cpu_milli // DECODE_CPU_MILLI)
+    if workers is None:
+        workers = max(1, min(cores, parallel_decodes))
+    return workers, min(MAX_DECODE_THREADS, cores)
 
 
 SERVED_PLAN_FIELDS: tuple[str, ...] = tuple(
@@ -216,7 +332,10 @@ def to_flags(settings: Any) -> list[str]:
     argv: list[str] = []
     for f in fields(settings):
         value = getattr(settings, f.name)
-        if value is None:
+        if value is None or value is False:
+            continue
+        if value is True:  # a switch: its flag alone
+            argv.append(flag(f.name))
             continue
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         argv += [flag(f.name), text]

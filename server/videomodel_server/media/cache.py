@@ -12,6 +12,17 @@ A budget or geometry change therefore never gets another budget's frames.
 Cached arrays are shared by every request that hits them: they are made read-only. The cache is
 pure bookkeeping (no I/O, no clock); :func:`content_digest` is the one blocking helper (run it
 off the event loop). Bounded by ``MediaLimits.decode_cache_bytes`` (0 disables it).
+
+Client-supplied ids (issue 12 item 3, vLLM's ``uuid`` on a content part): a video sent with a
+``uuid`` and a URL is decoded as above and the id is then *bound* to its content key, under the
+same sampling inputs (:class:`IdKey`); a later request may send the uuid alone and is served
+from the entry without any fetch. The binding is only a pointer: the frames are counted once,
+under the content key, and a binding whose entry was evicted is a miss. A uuid sent again with a
+URL is rebound to that URL's content (the bytes a client sends win over a name, unlike vLLM,
+which trusts the uuid). Ids are per server and the cache is shared by every client of it.
+
+:meth:`CacheKey.stable_id` is what the engine is given as the item's ``multi_modal_uuids`` entry,
+so vLLM's processor and prefix caches hit on a repeated video without hashing its frames.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,6 +66,25 @@ class CacheKey:
     """The request's time window and the fps ceiling of ``num_frames`` (``plan_sampling``'s inputs)."""
     fps_ceiling: float | None = None
 
+    @property
+    def stable_id(self) -> str:
+        """An id of the frames this key determines (content, sampling budget, frame count, window),
+        stable across requests and processes: the engine's ``multi_modal_uuids`` entry."""
+        return "vm-" + hashlib.sha256(repr(self).encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class IdKey:
+    """A client-supplied id under the sampling inputs of a :class:`CacheKey` (its ``digest`` empty)."""
+
+    uuid: str
+    sampling: CacheKey
+
+    @classmethod
+    def of(cls, uuid: str, key: CacheKey) -> IdKey:
+        """The id ``uuid`` under the sampling of ``key`` (whatever content ``key`` names)."""
+        return cls(uuid, replace(key, digest=""))
+
 
 @dataclass(frozen=True)
 class CachedVideo:
@@ -66,6 +96,9 @@ class CachedVideo:
     plan: SamplingPlan
     frames_decoded: int
     worker_peak_rss_bytes: int
+    recovered: tuple[int, ...] = ()
+    """Frames filled by frame recovery (``DecodedFrames.recovered``); ``plan.frame_recovery`` says
+    whether it was on (a hit decoded under the other setting is not used: see ``load_video``)."""
 
     @property
     def nbytes(self) -> int:
@@ -81,6 +114,9 @@ class CacheStats:
     evictions: int = 0
     entries: int = 0
     bytes: int = 0
+    id_hits: int = 0
+    id_misses: int = 0
+    ids: int = 0
 
 
 class VideoCache:
@@ -90,12 +126,14 @@ class VideoCache:
     loop only (every method is a few dictionary operations).
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_ids: int = 4096) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
         self.max_bytes = max_bytes
+        self.max_ids = max_ids
         self.stats = CacheStats()
         self._entries: OrderedDict[CacheKey, CachedVideo] = OrderedDict()
+        self._ids: OrderedDict[IdKey, CacheKey] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -128,7 +166,40 @@ class VideoCache:
         self.stats.entries = len(self._entries)
         return video
 
+    def bind(self, key: IdKey, content: CacheKey) -> bool:
+        """Name the entry ``content`` by ``key`` (replacing what it named); False if ``content`` is
+        not stored (too large for the cache, or the cache is off): the id then stays unbound.
+
+        At most ``max_ids`` bindings are kept, least recently used dropped first.
+        """
+        self._ids.pop(key, None)
+        if content not in self._entries:
+            self.stats.ids = len(self._ids)
+            return False
+        self._ids[key] = content
+        while len(self._ids) > self.max_ids:
+            self._ids.popitem(last=False)
+        self.stats.ids = len(self._ids)
+        return True
+
+    def lookup(self, key: IdKey) -> tuple[CacheKey, CachedVideo] | None:
+        """The content key and entry ``key`` names, or None (unbound, or its entry was evicted)."""
+        content = self._ids.get(key)
+        entry = self._entries.get(content) if content is not None else None
+        if content is None or entry is None:
+            if content is not None:
+                del self._ids[key]
+                self.stats.ids = len(self._ids)
+            self.stats.id_misses += 1
+            return None
+        self._ids.move_to_end(key)
+        self._entries.move_to_end(content)
+        self.stats.id_hits += 1
+        return content, entry
+
     def clear(self) -> None:
         self._entries.clear()
+        self._ids.clear()
+        self.stats.ids = 0
         self.stats.bytes = 0
         self.stats.entries = 0

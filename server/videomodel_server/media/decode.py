@@ -17,6 +17,12 @@ alive at a time; the output is preallocated ``(T, H, W, 3)`` uint8. Corrupt pack
 (up to a bound); a stream that ends long before its header said is refused as truncated rather
 than padded with repeats.
 
+Frame recovery (``plan.frame_recovery``, vLLM's ``frame_recovery``): off (strict, the default),
+an undecodable packet is skipped, a target whose frame it held shows the frame before it, and more
+than :data:`MAX_CORRUPT_PACKETS` of them refuse the video. On, such a target is filled with the
+next frame that decodes before the next target (reported in ``DecodedFrames.recovered``), and the
+video is refused only when more than that many packets *and* more than half of those walked fail.
+
 Runs only inside a :class:`~.pool.DecodePool` worker process (FFmpeg parses untrusted bytes).
 """
 
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from av.video.frame import VideoFrame
 
 MAX_CORRUPT_PACKETS = 32
+"""Undecodable packets tolerated per video (with frame recovery on: and at most half of those walked)."""
 SkipMode = Literal["DEFAULT", "NONREF"]
 
 
@@ -56,6 +63,9 @@ class DecodedFrames:
     seeks: int = 0
     frames_built: int = 0
     """Frames the decoder fully reconstructed (``frames_decoded`` less the ones dropped unbuilt)."""
+    recovered: tuple[int, ...] = ()
+    """Positions (0-based, in ``frames``) of targets whose own frame failed to decode and that frame
+    recovery filled with the next good frame (empty with recovery off)."""
 
 
 def decode_frames(
@@ -130,8 +140,9 @@ def decode_frames(
                         raise  # out of memory is the worker's limit (DecodeMemory), not corruption
                     except av.error.FFmpegError:
                         errors += 1
-                        if errors > MAX_CORRUPT_PACKETS:
+                        if errors > MAX_CORRUPT_PACKETS and (not plan.frame_recovery or 2 * errors > walked):
                             raise InvalidVideo("the video is corrupt: too many undecodable packets") from None
+                        selector.lost(None if packet.pts is None or tb is None else packet.pts * tb_s)
                         continue
                     for frame in decoded:
                         if isinstance(frame, av.VideoFrame):
@@ -162,7 +173,9 @@ def decode_frames(
         except av.error.FFmpegError:
             pass
         keep(selector.finish())
-    return DecodedFrames(out, tuple(times), peak_rss_bytes(), walked, selector.seeks, selector.frames_seen)
+    return DecodedFrames(
+        out, tuple(times), peak_rss_bytes(), walked, selector.seeks, selector.frames_seen, tuple(selector.recovered)
+    )
 
 
 def scale_frame(
@@ -176,13 +189,22 @@ def scale_frame(
     than 2x (and when enlarging); area averaging past that, where bicubic would alias.
     """
     try:
-        import cv2
+        import cv2  # noqa: F401
     except ImportError:  # an environment without OpenCV (vLLM brings it): swscale does it all
         rgb_scaled = _converted(frame, width=width, height=height, interpolation="BICUBIC")
         if into is not None:
             into[...] = rgb_scaled
         return into if into is not None else rgb_scaled
-    rgb: npt.NDArray[Any] = _converted(frame)
+    return resize_rgb(_converted(frame), width, height, into)
+
+
+def resize_rgb(
+    rgb: npt.NDArray[Any], width: int, height: int, into: npt.NDArray[np.uint8] | None = None
+) -> npt.NDArray[np.uint8]:
+    """An RGB ``(h, w, 3)`` array resized to ``(height, width, 3)`` as :func:`scale_frame` does
+    (OpenCV: bicubic, area averaging past 2x); also the resizer of JPEG frame sequences."""
+    import cv2
+
     src_h, src_w = rgb.shape[:2]
     if (src_w, src_h) == (width, height):
         if into is None:

@@ -119,6 +119,23 @@ class InvalidImage(MediaError, InvalidRequest):
     code = "invalid_image"
 
 
+class InvalidFrames(MediaError, InvalidRequest):
+    """A pre-extracted frame sequence (``data:video/jpeg``) that is malformed or whose metadata
+    (``media_io_kwargs.video``) contradicts it: 400, ``param`` names the field at fault."""
+
+    code = "invalid_video_frames"
+
+
+class FramesOverBudget(MediaError, OverBudget):
+    """A frame sequence whose declared or actual size passes the budget (too many frames, too long,
+    frames too large): 400 like any request field over the budget, ``param`` names the field.
+
+    Unlike :class:`MediaOverBudget` (422: a fetched video the budget refuses), what is refused here
+    is what the client wrote into the request."""
+
+    code = "video_frames_over_budget"
+
+
 class MediaOverBudget(MediaError, OverBudget):
     """Well-formed media the model's budget does not accept (too long, too many streams...).
 
@@ -158,7 +175,9 @@ __all__ = [
     "FetchFailed",
     "FetchTimeout",
     "ForbiddenAddress",
+    "FramesOverBudget",
     "InvalidDataURL",
+    "InvalidFrames",
     "InvalidImage",
     "InvalidMediaURL",
     "InvalidVideo",

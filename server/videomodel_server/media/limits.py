@@ -85,6 +85,11 @@ class MediaLimits:
     ``make bench``: a single thread left a 60 s clip on one of two cores)."""
     decode_cache_bytes: int = 1 * GiB
     """Decoded videos kept for reuse (content hash + sampling plan; LRU); 0 disables the cache."""
+    frame_recovery: bool = False
+    """The default of vLLM's ``frame_recovery`` (a request's ``media_io_kwargs.video.frame_recovery``
+    overrides it): fill a target frame that fails to decode with the next good frame before the
+    next target. Off (strict): such a target shows the frame before it, and more than a few
+    undecodable packets refuse the video (see ``decode.py``)."""
 
     # -- images
     max_image_pixels: int = 64 * 1024 * 1024

@@ -89,6 +89,11 @@ class LoadedVideo:
     worker_peak_rss_bytes: int = 0
     frames_decoded: int = 0
     """Frames the decoder walked to produce ``frames`` (for metrics: decode work)."""
+    cache_key: CacheKey | None = None
+    recovered_frames: tuple[int, ...] = ()
+    """Positions of frames that frame recovery filled with the next good frame (see :mod:`.decode`)."""
+    """The decoded-video cache's key of these frames (None with the cache off): what a client's
+    ``uuid`` is bound to, and what the engine's stable id is made of."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,14 @@ async def load_video(
     overrides: SamplingOverrides | None = None,
     window: Window | None = None,
     fps_ceiling: float | None = None,
+    frame_recovery: bool = False,
 ) -> LoadedVideo:
     """Fetch, probe, sample and decode one video. See the module docstring for the contract.
 
     ``window`` and ``fps_ceiling``: see :func:`~.sampling.plan_sampling` (a time window; the
-    budget's fps as a ceiling on an exact ``num_frames``)."""
+    budget's fps as a ceiling on an exact ``num_frames``). ``frame_recovery``: fill a target
+    frame that fails to decode with the next good one (see :mod:`.decode`); a cached decode made
+    under the other setting is not reused."""
     fetcher = fetcher or Fetcher()
     clamp = apply_overrides(budget, overrides)
     cache = pool.cache
@@ -128,15 +136,30 @@ async def load_video(
             digest = await loop.run_in_executor(None, content_digest, media.fd, media.size)
             key = CacheKey(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
             video = cache.get(key)
+            if video is not None and video.plan.frame_recovery != frame_recovery:
+                video = None  # decoded under the other frame-recovery setting: decode again
         hashed = time.perf_counter()
         cached = video is not None
         if video is None:
             probe = await pool.probe(media.fd, limits, size=media.size)
             probed = time.perf_counter()
-            plan = plan_sampling(probe, clamp.budget, clamp.num_frames, window=window, fps_ceiling=fps_ceiling)
+            plan = plan_sampling(
+                probe,
+                clamp.budget,
+                clamp.num_frames,
+                window=window,
+                fps_ceiling=fps_ceiling,
+                frame_recovery=frame_recovery,
+            )
             decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
             video = CachedVideo(
-                decoded.frames, decoded.times, probe, plan, decoded.frames_decoded, decoded.peak_rss_bytes
+                decoded.frames,
+                decoded.times,
+                probe,
+                plan,
+                decoded.frames_decoded,
+                decoded.peak_rss_bytes,
+                decoded.recovered,
             )
             if key is not None:
                 video = cache.put(key, video)
@@ -162,6 +185,8 @@ async def load_video(
         timestamps=tuple(t - plan.start_time for t in video.times),
         worker_peak_rss_bytes=0 if cached else video.worker_peak_rss_bytes,
         frames_decoded=0 if cached else video.frames_decoded,
+        cache_key=key,
+        recovered_frames=video.recovered,
     )
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from .cache import VideoCache
 from .decode import DecodedFrames, decode_frames, reset_peak_rss
 from .errors import DecodeMemory, DecodeTimeout, InvalidVideo, MediaError, MediaUnavailable
+from .frames import FramesJob, JpegFrames, decode_jpeg_frames
 from .images import DecodedImage, ImageBudget, decode_image
 from .limits import MediaLimits
 from .probe import ProbeResult, read_probe
@@ -48,7 +49,7 @@ WORKER_START_TIMEOUT = 60.0
 MAX_AUTO_THREADS = 16
 """``threads=0`` gives each worker one FFmpeg thread per usable CPU, up to this (FFmpeg's own cap)."""
 
-JobKind = Literal["probe", "decode", "image"]
+JobKind = Literal["probe", "decode", "image", "frames"]
 
 
 def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> None:
@@ -98,6 +99,8 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
                 elif kind == "image":
                     budget, max_image_pixels = payload
                     result = decode_image(file, budget, max_image_pixels)
+                elif kind == "frames":
+                    result = decode_jpeg_frames(file, payload)
                 else:
                     result = _decode_shared(file, payload, threads, recv_handle(conn))
             reply: tuple[str, Any] = ("ok", result)
@@ -108,7 +111,8 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
         if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
             # The frames are already in the parent's shared memory: send only their times.
             info = reply[1]
-            conn.send(("frames", (info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks, info.frames_built)))
+            shape = (info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks, info.frames_built)
+            conn.send(("frames", (*shape, info.recovered)))
         else:
             conn.send(reply)
         # Drop this job's arrays before waiting for the next one: peak memory is one job's.
@@ -222,8 +226,8 @@ class _Worker:
         reply: tuple[str, Any] = self.conn.recv()
         if reply[0] == "frames":
             assert frames is not None
-            times, peak, walked, seeks, built = reply[1]
-            return ("ok", DecodedFrames(frames, times, peak, walked, seeks, built))
+            times, peak, walked, seeks, built, recovered = reply[1]
+            return ("ok", DecodedFrames(frames, times, peak, walked, seeks, built, recovered))
         return reply
 
     def kill(self) -> None:
@@ -364,6 +368,13 @@ class DecodePool:
         payload = (budget, limits.max_image_pixels)
         result = await self._run("image", payload, fd, limits.decode_timeout_seconds, "decoding")
         assert isinstance(result, DecodedImage)
+        return result
+
+    async def decode_frame_sequence(self, fd: int, job: FramesJob, timeout: float) -> JpegFrames:
+        """Decode and resize the JPEG frames ``job`` names from the file behind ``fd`` in a worker
+        (header checks before pixels; see :func:`~.frames.decode_jpeg_frames`)."""
+        result = await self._run("frames", job, fd, timeout, "decoding the frames of")
+        assert isinstance(result, JpegFrames)
         return result
 
     def _spawn(self) -> _Worker:

@@ -66,6 +66,8 @@ class SamplingPlan:
     stream_index: int
     pixel_cap: float
     variable_rate: bool
+    frame_recovery: bool = False
+    """Fill a target whose frame fails to decode with the next good frame (see ``decode.py``)."""
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -104,13 +106,15 @@ def plan_sampling(
     *,
     window: Window | None = None,
     fps_ceiling: float | None = None,
+    frame_recovery: bool = False,
 ) -> SamplingPlan:
     """Choose frames and geometry for one probed video. Raises ``MediaOverBudget`` (422) when the
     video cannot be represented (too few frames, extreme aspect ratio).
 
     ``window`` (seconds, either end None for the video's own) samples only that part of the video,
     with the true timestamps and indices (see :func:`window_frames`); ``fps_ceiling`` caps an exact
-    ``num_frames`` at what sampling at that rate would give (the budget's fps is a density ceiling).
+    ``num_frames`` at what sampling at that rate would give (the budget's fps is a density ceiling);
+    ``frame_recovery`` goes with the plan to the decoder (see :mod:`.decode`).
     """
     if probe.duration is None:
         raise MediaOverBudget("the video's duration is unknown")
@@ -158,6 +162,7 @@ def plan_sampling(
         stream_index=probe.stream_index,
         pixel_cap=cap,
         variable_rate=probe.variable_frame_rate,
+        frame_recovery=frame_recovery,
     )
 
 

@@ -17,6 +17,13 @@ At the end of the stream the last frame stays on screen for any targets left, un
 stream ended well before the last target (``TRUNCATION_SLACK``): that file is refused as
 truncated rather than padded with repeats.
 
+Frame recovery (vLLM's ``frame_recovery``): the caller reports each frame that failed to decode
+(:meth:`FrameSelector.lost`, at its packet's time). Strict (the default), a target whose frame
+was lost shows the frame before it, as a player concealing the error would. With ``recovery``, it
+is filled instead with the next frame that decodes *before the next target* (vLLM's forward
+scan), at that frame's true time, and its position is listed in :attr:`FrameSelector.recovered`;
+when none comes in time it falls back to the frame before.
+
 No I/O and no PyAV here; ``tests/media/test_selection.py`` property-tests it.
 """
 
@@ -63,6 +70,7 @@ class FrameSelector(Generic[F]):
         duration: float,
         source_fps: float,
         seek_gap: float = SEEK_GAP_SECONDS,
+        recovery: bool = False,
     ) -> None:
         self.targets = tuple(targets)
         self.tolerance = tolerance
@@ -81,6 +89,10 @@ class FrameSelector(Generic[F]):
         self.can_skip = True
         """Whether :meth:`needs` may answer False (cleared once a frame comes without a time)."""
         self.skip_window = SKIP_WINDOW_FRAMES / source_fps
+        self.recovery = recovery
+        self.recovered: list[int] = []
+        """Targets (positions) filled by frame recovery with a later frame than the lost one."""
+        self._lost: list[float] = []
         self._prev: F | None = None
         self._prev_time = -1.0
         self._seek_origin: float | None = None
@@ -94,6 +106,7 @@ class FrameSelector(Generic[F]):
             start_time=plan.start_time,
             duration=plan.duration,
             source_fps=plan.source_fps,
+            recovery=plan.frame_recovery,
         )
 
     @property
@@ -146,6 +159,12 @@ class FrameSelector(Generic[F]):
                 self.seek_to = self._last_seek_target = target
         return kept
 
+    def lost(self, t: float | None) -> None:
+        """A frame (its packet's time ``t``, stream clock) failed to decode; None: time unknown
+        (then nothing can be said about which target it was for, and it is ignored)."""
+        if t is not None and not self.done:
+            self._lost.append(t)
+
     def seeked(self) -> None:
         """The caller seeked to :attr:`seek_to`: the decoder was flushed, so the frames after
         the seek are the candidates."""
@@ -184,9 +203,25 @@ class FrameSelector(Generic[F]):
         """Every target before ``t`` is shown by the previous frame (or, with none, by this one)."""
         kept: list[tuple[F, float]] = []
         while not self.done and t > self.targets[self.filled] + self.tolerance:
-            if self._prev is not None:
+            limit = self.targets[self.filled] + self.tolerance
+            if self._lost and self._recovers(t, limit):
+                kept.append((frame, t))
+                self.recovered.append(self.filled)
+            elif self._prev is not None:
                 kept.append((self._prev, self._prev_time))
             else:
                 kept.append((frame, t))
             self.filled += 1
+            if self._lost:
+                self._lost = [x for x in self._lost if x > limit]
         return kept
+
+    def _recovers(self, t: float, limit: float) -> bool:
+        """Whether the frame at ``t`` recovers the target now being filled (up to ``limit``): the
+        frame on screen there was lost, and ``t`` comes before the next target."""
+        if not self.recovery:
+            return False
+        if not any(self._prev_time < x <= limit for x in self._lost):
+            return False
+        following = self.filled + 1
+        return following >= len(self.targets) or t < self.targets[following]

@@ -3,7 +3,7 @@
 Validated once at the edge; :mod:`.translation` turns a request into the frozen
 :class:`~videomodel_server.jobs.ChatJob` and nothing past it sees these models. Unknown
 top-level fields are ignored (the OpenAI SDK sends a few harmless ones); known but unsupported
-features (tools, response formats, logit bias, audio) are accepted by the schema so that
+features (legacy ``functions``, logit bias, audio) are accepted by the schema so that
 :func:`.translation.build` can refuse them with a 400 that names them.
 """
 
@@ -38,16 +38,39 @@ class ImageUrlPart(_Part):
     image_url: UrlRef
 
 
+MediaUuid = Annotated[str, Field(min_length=1, max_length=256)]
+"""A client's id of a video (vLLM's ``uuid`` on a content part): names it for later requests."""
+
+
+class VideoUrlRef(BaseModel):
+    """``video_url`` of a video part: the URL may be null when the part has a ``uuid``."""
+
+    model_config = ConfigDict(extra="ignore")
+    url: str | None = Field(default=None, min_length=1)
+
+
 class VideoUrlPart(_Part):
+    """``{"type": "video_url", "video_url": {"url": URL}}``, optionally with vLLM's ``uuid``.
+
+    With a ``uuid`` the URL may be left out (``"video_url": null`` or ``{"url": null}``): the video
+    is then the one last sent under that uuid with the same sampling, from the server's cache.
+    """
+
     type: Literal["video_url"]
-    video_url: UrlRef
+    video_url: VideoUrlRef | str | None = None
+    uuid: MediaUuid | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.video_url if isinstance(self.video_url, str) or self.video_url is None else self.video_url.url
 
 
 class QwenVideoPart(_Part):
     """Qwen's own form: ``{"type": "video", "video": URL}`` with qwen-vl-utils' optional knobs."""
 
     type: Literal["video"]
-    video: str | list[Any]
+    video: str | list[Any] | None = None
+    uuid: MediaUuid | None = None
     fps: float | None = Field(default=None, gt=0)
     nframes: int | None = Field(default=None, ge=2)
     min_pixels: int | None = Field(default=None, gt=0)
@@ -68,13 +91,34 @@ ContentPart = Annotated[
 ]
 
 
+ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""A function name as OpenAI allows it (letters, digits, ``_``, ``-``, ``.``; at most 64)."""
+
+
+class FunctionCallIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: ToolName
+    arguments: str = Field(max_length=65536)
+    """JSON text, as the API returned it."""
+
+
+class ToolCallIn(BaseModel):
+    """A call an earlier assistant message made (sent back with the conversation)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[Any] | None = None
+    tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=64)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,12 +127,23 @@ class ChatMessage(BaseModel):
 
 
 class VideoIoKwargs(BaseModel):
-    """``media_io_kwargs.video``: how frames are sampled (clamped to the budget)."""
+    """``media_io_kwargs.video``: how frames are sampled (clamped to the budget).
+
+    For a pre-extracted frame sequence (``data:video/jpeg;base64,<frame>,<frame>,...``), vLLM's
+    metadata of its source video: ``fps`` (then the source's frame rate, not a sampling knob),
+    ``frames_indices``, ``total_num_frames``, ``duration``, ``do_sample_frames``.
+    ``frame_recovery``: fill a frame that fails to decode with the next good one (vLLM's).
+    """
 
     model_config = ConfigDict(extra="forbid")
     fps: float | None = Field(default=None, gt=0)
     num_frames: int | None = Field(default=None, ge=2)
     max_frames: int | None = Field(default=None, ge=2)
+    frames_indices: list[int] | None = Field(default=None, min_length=1, max_length=300_000)
+    total_num_frames: int | None = None
+    duration: float | None = None
+    do_sample_frames: bool | None = None
+    frame_recovery: bool | None = None
 
 
 class MediaIoKwargs(BaseModel):
@@ -110,6 +165,36 @@ class ProcessorKwargs(BaseModel):
     total_pixels: int | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, ge=2)
     num_frames: int | None = Field(default=None, ge=2)
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: ToolName
+    description: str | None = Field(default=None, max_length=8192)
+    parameters: dict[str, Any] | None = None
+    """A JSON Schema of the arguments (an object schema); None: no arguments."""
+    strict: bool | None = None
+
+
+class ToolDefinition(BaseModel):
+    """``tools[i]``: ``{"type": "function", "function": {"name", "description", "parameters"}}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: ToolName
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice: {"type": "function", "function": {"name": ...}}``: call that function."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -145,9 +230,11 @@ class ChatCompletionRequest(BaseModel):
     mm_processor_kwargs: ProcessorKwargs | None = None
     user: str | None = None
 
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
     # Accepted by the schema so that the refusal can name them (see module docstring).
-    tools: list[Any] | None = None
-    tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
     response_format: dict[str, Any] | None = None
@@ -183,9 +270,22 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+    """JSON text of the arguments."""
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(BaseModel):
@@ -216,6 +316,16 @@ class MediaReport(BaseModel):
     """Prompt tokens of this item as the engine counted them (known when the prompt has one media item)."""
     binding: list[str] = Field(default_factory=list)
     """The limits that decided the frame count and the frame size."""
+    source: Literal["video", "frames"] | None = None
+    """``frames`` for a pre-extracted JPEG frame sequence (``data:video/jpeg``), else ``video``."""
+    frame_recovery: bool | None = None
+    """Whether frame recovery was on while decoding this video."""
+    recovered_frames: list[int] | None = None
+    """Positions (0-based, in ``timestamps``) of frames that failed to decode and were filled with
+    the next good frame (frame recovery on); their timestamps are the recovered frames' own."""
+    cache: Literal["uuid", "content", "miss"] | None = None
+    """Where the frames came from: the client's ``uuid`` (nothing fetched or decoded), the
+    decoded-video cache by content (fetched, not decoded), decoded now; None with the cache off."""
 
 
 class ServerReport(BaseModel):
@@ -259,9 +369,14 @@ class ChatCompletionResponse(BaseModel):
     videomodel: ServerReport | None = None
 
 
+class DeltaToolCall(ToolCallOut):
+    index: int
+
+
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChunkChoice(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ...budget import FamilyGeometry, Plan, video_tokens
 from ...engine import ChoiceDelta, EngineStep, TokenLogprobInfo
 from ...errors import ServerError
+from ...jobs import ToolCall
 from ...loading import SamplingReceipt
 from ...tracing import Trace
 from .protocol import (
@@ -23,10 +24,13 @@ from .protocol import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
+    DeltaToolCall,
     EstimateResponse,
+    FunctionCallOut,
     MediaReport,
     ServerReport,
     TokenLogprob,
+    ToolCallOut,
     TopLogprob,
     Usage,
 )
@@ -55,6 +59,7 @@ class _ChoiceState:
     tokens: int = 0
     finish_reason: str | None = None
     logprobs: list[TokenLogprobInfo] | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 @dataclass
@@ -79,6 +84,8 @@ class Accumulator:
             state.finish_reason = delta.finish_reason
         if delta.logprobs is not None:
             state.logprobs = (state.logprobs or []) + list(delta.logprobs)
+        if delta.tool_calls:
+            state.tool_calls = delta.tool_calls
 
     @property
     def all_finished(self) -> bool:
@@ -103,7 +110,7 @@ class Accumulator:
             choices.append(
                 Choice(
                     index=index,
-                    message=AssistantMessage(content="".join(state.text)),
+                    message=_message(state),
                     logprobs=logprobs_of(tuple(state.logprobs)) if state.logprobs is not None else None,
                     finish_reason=state.finish_reason or "stop",
                 )
@@ -111,6 +118,17 @@ class Accumulator:
         return ChatCompletionResponse(
             id=completion_id, created=created, model=model, choices=choices, usage=self.usage(), videomodel=report
         )
+
+
+def _message(state: _ChoiceState) -> AssistantMessage:
+    text = "".join(state.text)
+    if not state.tool_calls:
+        return AssistantMessage(content=text)
+    return AssistantMessage(content=text or None, tool_calls=[_call(c) for c in state.tool_calls])
+
+
+def _call(call: ToolCall) -> ToolCallOut:
+    return ToolCallOut(id=call.id, function=FunctionCallOut(name=call.name, arguments=call.arguments))
 
 
 def chunk(
@@ -129,7 +147,12 @@ def chunk(
 def delta_choice(delta: ChoiceDelta) -> ChunkChoice:
     return ChunkChoice(
         index=delta.index,
-        delta=Delta(content=delta.text),
+        delta=Delta(
+            content=delta.text if delta.text or not delta.tool_calls else None,
+            tool_calls=[DeltaToolCall(index=i, **_call(c).model_dump()) for i, c in enumerate(delta.tool_calls)]
+            if delta.tool_calls
+            else None,
+        ),
         logprobs=logprobs_of(delta.logprobs),
         finish_reason=delta.finish_reason,
     )
@@ -200,6 +223,10 @@ def _video_report(receipt: SamplingReceipt, geometry: FamilyGeometry | None) -> 
         window_seconds=list(receipt.window) if receipt.window is not None else None,
         timestamps=list(receipt.timestamps),
         binding=list(receipt.binding),
+        cache=receipt.cache,
+        source="frames" if receipt.source == "frames" else "video",
+        frame_recovery=receipt.frame_recovery,
+        recovered_frames=list(receipt.recovered_frames) if receipt.frame_recovery else None,
     )
     if geometry is not None:
         item.grid_thw = [

@@ -14,15 +14,16 @@ the logs. No HTTP here: the route and :mod:`.responses` shape what this returns.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ...engine import Engine, EngineInput, EngineStep, EngineVideo
 from ...errors import OverBudget, ServerError
-from ...jobs import ChatJob
+from ...jobs import ChatJob, ToolCall, Tools
 from ...loading import LoadedMedia, MediaEstimate, MediaLoader
 from ...metrics import Metrics
 from ...tracing import Trace
@@ -95,13 +96,17 @@ class ChatService:
             )
         trace.stage = "media"
         media = await self._load_all(job, trace)
-        videos = tuple(EngineVideo(m.frames, m.metadata) for m in media if m.ref.kind == "video")
+        videos = tuple(EngineVideo(m.frames, m.metadata, m.engine_id) for m in media if m.ref.kind == "video")
         images = tuple(m.frames for m in media if m.ref.kind == "image")
         for m in media:
             if m.ref.kind == "video":
                 self.metrics.videos.inc()
                 self.metrics.video_frames.inc(m.frame_count)
                 self.metrics.video_seconds.inc(m.duration or 0.0)
+                if m.receipt is not None:
+                    if m.receipt.source == "frames":
+                        self.metrics.frame_sequences.inc()
+                    self.metrics.recovered_frames.inc(len(m.receipt.recovered_frames))
             else:
                 self.metrics.images.inc()
         return PreparedChat(job, EngineInput(prompt, videos, images), media, text_tokens)
@@ -143,7 +148,7 @@ class ChatService:
         return EstimatedChat(job, media, text_tokens, tuple(problems))
 
     def _render(self, job: ChatJob) -> tuple[str, int]:
-        prompt = self.engine.render(job.turns)
+        prompt = self.engine.render(job.turns, job.tools.definitions) if job.tools else self.engine.render(job.turns)
         return prompt, self.engine.count_tokens(prompt)
 
     async def _load_all(self, job: ChatJob, trace: Trace) -> tuple[LoadedMedia, ...]:
@@ -173,6 +178,8 @@ class ChatService:
         # A client may choose the request id (x-request-id); the engine's must be unique regardless.
         engine_request_id = f"{trace.request_id}-{secrets.token_hex(4)}"
         generation = self.engine.generate(prepared.engine_input, prepared.job.sampling, engine_request_id)
+        if prepared.job.tools is not None:
+            generation = self._with_tool_calls(generation, prepared.job.tools)
         try:
             async for step in generation:
                 if first and any(c.tokens for c in step.choices):
@@ -188,6 +195,66 @@ class ChatService:
             if not finished:
                 self.metrics.engine_aborts.labels(trace.abort_reason).inc()
                 log.info("engine request aborted", extra={"request_id": trace.request_id, "reason": trace.abort_reason})
+
+    async def _with_tool_calls(
+        self, generation: AsyncGenerator[EngineStep, None], tools: Tools
+    ) -> AsyncGenerator[EngineStep, None]:
+        """The engine's steps with each choice's text held back until it finishes, then read for calls.
+
+        A choice's deltas pass through with their token counts but no text; its last delta carries
+        the whole text, or, when it holds calls, the text before them and the calls
+        (``finish_reason`` ``tool_calls``). Tool calls therefore arrive in one piece, also when
+        streaming. Closing this closes the engine's generator (which aborts the request).
+        """
+        texts: dict[int, list[str]] = {}
+        try:
+            async for step in generation:
+                choices = []
+                for delta in step.choices:
+                    texts.setdefault(delta.index, []).append(delta.text)
+                    if delta.finish_reason is None:
+                        choices.append(replace(delta, text=""))
+                        continue
+                    text = "".join(texts.pop(delta.index, []))
+                    content, calls = self.tool_calls(tools, text, delta.finish_reason)
+                    if calls:
+                        choices.append(replace(delta, text=content or "", tool_calls=calls, finish_reason="tool_calls"))
+                    else:
+                        choices.append(replace(delta, text=text))
+                yield replace(step, choices=tuple(choices))
+        finally:
+            await generation.aclose()
+
+    def tool_calls(self, tools: Tools, text: str, finish_reason: str) -> tuple[str | None, tuple[ToolCall, ...]]:
+        """The calls in a finished choice's ``text``: ``(content, calls)``; no calls leaves the text as content.
+
+        A forced call's text is JSON the engine constrained (the function's arguments, or an array of
+        ``{"name", "parameters"}``); cut off at ``max_tokens`` it is not a call. ``auto`` runs the
+        family's parser (the engine's).
+        """
+        if tools.choice == "auto":
+            return self.engine.parse_tool_calls(text)
+        if finish_reason == "length":
+            return text, ()
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text, ()
+        if tools.choice == "function":
+            assert tools.function is not None
+            return None, (ToolCall(_call_id(), tools.function, json.dumps(parsed, ensure_ascii=False)),)
+        if not isinstance(parsed, list):
+            return text, ()
+        calls = tuple(
+            ToolCall(_call_id(), str(item["name"]), json.dumps(item.get("parameters", {}), ensure_ascii=False))
+            for item in parsed
+            if isinstance(item, dict) and "name" in item
+        )
+        return (None, calls) if calls else (text, ())
+
+
+def _call_id() -> str:
+    return f"chatcmpl-tool-{secrets.token_hex(12)}"
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -20,7 +20,19 @@ from typing import Any
 from ...budget import FRAME_FACTOR
 from ...budget.names import label
 from ...errors import InvalidRequest, ModelNotFound, OverBudget
-from ...jobs import ChatJob, MediaRef, RequestLimits, Role, Sampling, StructuredOutput, Turn, VideoOptions
+from ...jobs import (
+    ChatJob,
+    FrameSequenceInfo,
+    MediaRef,
+    RequestLimits,
+    Role,
+    Sampling,
+    StructuredOutput,
+    ToolCall,
+    Tools,
+    Turn,
+    VideoOptions,
+)
 from .protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -34,9 +46,8 @@ from .protocol import (
 )
 
 _UNSUPPORTED = (
-    ("tools", "tool calling"),
-    ("functions", "function calling"),
-    ("function_call", "function calling"),
+    ("functions", "legacy function calling (use tools)"),
+    ("function_call", "legacy function calling (use tool_choice)"),
     ("logit_bias", "logit_bias"),
     ("audio", "audio output"),
     ("prediction", "predicted outputs"),
@@ -62,14 +73,86 @@ def build(request: ChatCompletionRequest, limits: RequestLimits) -> ChatJob:
         turn = _turn(message, position, base, limits, media, clamped)
         turns.append(turn)
     _check_media_counts(media, limits)
+    tools, forced = _tools(request)
+    sampling = _sampling(request, limits)
+    if forced is not None:
+        if sampling.structured is not None:
+            raise InvalidRequest(
+                "response_format cannot be combined with a tool_choice that forces a call", param="response_format"
+            )
+        sampling = replace(sampling, structured=forced)
     return ChatJob(
         turns=tuple(turns),
         media=tuple(media),
-        sampling=_sampling(request, limits),
+        sampling=sampling,
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         clamped=tuple(dict.fromkeys(clamped)),
+        tools=tools,
     )
+
+
+MAX_TOOLS_BYTES = 64 * 1024
+"""Largest ``tools`` list (serialized): it is rendered into the prompt and may be compiled into a grammar."""
+
+
+def _tools(request: ChatCompletionRequest) -> tuple[Tools | None, StructuredOutput | None]:
+    """``tools``/``tool_choice`` as the job's :class:`Tools`, and the structured output that forces a call.
+
+    ``none`` (or no tools) renders no tools; ``auto`` (the default with tools) lets the model choose
+    and the family's parser read its text; ``required`` and a named function constrain the output,
+    as vLLM does, to a JSON array of ``{"name", "parameters"}`` calls or to the function's parameter
+    schema, so the answer is a call whatever the model's weights.
+    """
+    choice = request.tool_choice
+    tools = request.tools or []
+    if not tools:
+        if choice == "required" or not (choice is None or isinstance(choice, str)):
+            raise InvalidRequest("tool_choice asks for a tool call but the request has no tools", param="tool_choice")
+        return None, None
+    names = [t.function.name for t in tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("tools: function names must be unique", param="tools")
+    try:
+        definitions = json.dumps(
+            [t.model_dump(exclude_none=True) for t in tools], separators=(",", ":"), allow_nan=False, sort_keys=True
+        )
+    except ValueError:
+        raise InvalidRequest("tools hold a number JSON cannot represent (NaN or infinity)", param="tools") from None
+    size = len(definitions.encode())
+    if size > MAX_TOOLS_BYTES:
+        raise OverBudget(f"tools is {size} bytes; at most {MAX_TOOLS_BYTES} are accepted", param="tools")
+    if any(_depth(t.function.parameters) > MAX_SCHEMA_DEPTH for t in tools if t.function.parameters):
+        raise OverBudget(f"a tool's parameters are nested deeper than {MAX_SCHEMA_DEPTH} levels", param="tools")
+    if choice == "none":
+        return None, None
+    if choice is None or choice == "auto":
+        return Tools(definitions, "auto"), None
+    params = {t.function.name: t.function.parameters or {"type": "object", "properties": {}} for t in tools}
+    if choice == "required":
+        calls: dict[str, Any] = {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "anyOf": [
+                    {
+                        "properties": {"name": {"type": "string", "enum": [name]}, "parameters": schema},
+                        "required": ["name", "parameters"],
+                    }
+                    for name, schema in params.items()
+                ],
+            },
+        }
+        if request.parallel_tool_calls is False:
+            calls["maxItems"] = 1
+        return Tools(definitions, "required"), StructuredOutput("json_schema", json.dumps(calls, separators=(",", ":")))
+    assert not isinstance(choice, str)
+    name = choice.function.name
+    if name not in params:
+        raise InvalidRequest("tool_choice names a function that is not in tools", param="tool_choice.function.name")
+    forced = StructuredOutput("json_schema", json.dumps(params[name], separators=(",", ":")))
+    return Tools(definitions, "function", name), forced
 
 
 def _check_text_length(request: ChatCompletionRequest, limits: RequestLimits) -> None:
@@ -102,14 +185,14 @@ def _texts(messages: list[ChatMessage]) -> Iterator[str]:
             yield message.content
         elif message.content is not None:
             yield from (part.text for part in message.content if isinstance(part, TextPart))
+        for call in message.tool_calls or ():
+            yield call.function.arguments
 
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:
     for attr, what in _UNSUPPORTED:
         if getattr(request, attr):
             raise InvalidRequest(f"{what} is not supported by this server", param=attr, code="unsupported")
-    if request.tool_choice not in (None, "none"):
-        raise InvalidRequest("tool calling is not supported by this server", param="tool_choice", code="unsupported")
     if request.modalities and set(request.modalities) - {"text"}:
         raise InvalidRequest("only text output is supported", param="modalities", code="unsupported")
     if request.use_beam_search:
@@ -127,10 +210,23 @@ def _turn(
     clamped: list[str],
 ) -> Turn:
     param = f"messages[{position}]"
-    if message.role == "tool" or message.tool_calls:
-        raise InvalidRequest("tool messages are not supported by this server", param=param, code="unsupported")
     role: Role = "system" if message.role == "developer" else message.role
     content = message.content
+    calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ())
+    if calls and role != "assistant":
+        raise InvalidRequest(
+            f"{param}.tool_calls: only assistant messages make tool calls", param=f"{param}.tool_calls"
+        )
+    if role == "tool" and message.tool_call_id is None:
+        raise InvalidRequest(f"{param}.tool_call_id is missing (a tool message answers a call)", param=param)
+    if calls or role == "tool":
+        if isinstance(content, list) and any(not isinstance(p, TextPart) for p in content):
+            raise InvalidRequest(f"{param}: media is only allowed in user messages", param=f"{param}.content")
+        text = (
+            content if isinstance(content, str) else "".join(p.text for p in content or () if isinstance(p, TextPart))
+        )
+        tool_call_id = message.tool_call_id if role == "tool" else None
+        return Turn(role, (text,), tool_calls=calls, tool_call_id=tool_call_id)
     if content is None:
         raise InvalidRequest(f"{param}.content is missing", param=f"{param}.content")
     if isinstance(content, str):
@@ -164,8 +260,10 @@ def _media_ref(
     if isinstance(part, QwenImagePart):
         return MediaRef("image", part.image, images, where=where)
     if isinstance(part, VideoUrlPart):
-        return MediaRef("video", part.video_url.url, videos, base, where=where)
-    if not isinstance(part.video, str):
+        return MediaRef("video", _video_url(part.url, part.uuid, where), videos, base, where=where, uuid=part.uuid)
+    if part.video is None:
+        _video_url(None, part.uuid, where)
+    elif not isinstance(part.video, str):
         raise InvalidRequest(
             f"{where}: a video given as a list of frames is not supported; send one video URL",
             param=where,
@@ -182,7 +280,14 @@ def _media_ref(
     start, end = _window(part, where, limits)
     if start is not None or end is not None:
         options = replace(options, video_start=start, video_end=end)
-    return MediaRef("video", part.video, videos, options, where=where)
+    return MediaRef("video", part.video or "", videos, options, where=where, uuid=part.uuid)
+
+
+def _video_url(url: str | None, uuid: str | None, where: str) -> str:
+    """A video part's URL; empty for the uuid-only form (served from the cache by its uuid)."""
+    if url is None and uuid is None:
+        raise InvalidRequest(f"{where}: a video part needs a URL, a uuid, or both", param=where)
+    return url or ""
 
 
 def _window(part: QwenVideoPart, where: str, limits: RequestLimits) -> tuple[float | None, float | None]:
@@ -233,6 +338,10 @@ def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits
     """The request-wide video knobs: ``media_io_kwargs.video`` and ``mm_processor_kwargs`` merged."""
     io = (request.media_io_kwargs.video if request.media_io_kwargs else None) or VideoIoKwargs()
     proc = request.mm_processor_kwargs or ProcessorKwargs()
+    frames = _frame_sequence_info(request, io)
+    if frames is not None:
+        # media_io_kwargs.video.fps describes the frames' source video (vLLM): not a sampling knob.
+        io = io.model_copy(update={"fps": None})
     for name in ("fps", "num_frames", "max_frames"):
         a, b = getattr(io, name), getattr(proc, name)
         if a is not None and b is not None and a != b:
@@ -248,7 +357,50 @@ def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits
         max_pixels=proc.max_pixels,
         total_pixels=proc.total_pixels,
     )
-    return _clamp(VideoOptions.from_budget(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
+    options = _clamp(VideoOptions.from_budget(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
+    return replace(options, frame_recovery=io.frame_recovery, frames=frames)
+
+
+FRAME_SEQUENCE_FIELDS = ("frames_indices", "total_num_frames", "duration", "do_sample_frames")
+"""``media_io_kwargs.video`` fields that describe a pre-extracted frame sequence (vLLM's)."""
+
+
+def _frame_sequence_info(request: ChatCompletionRequest, io: VideoIoKwargs) -> FrameSequenceInfo | None:
+    """The frame-sequence metadata of ``media_io_kwargs.video`` when the request holds a frame
+    sequence (a ``data:video/jpeg`` video URL), else None; its fields without one are a 400."""
+    if not any(_is_frame_sequence(url) for url in _video_urls(request.messages)):
+        for name in FRAME_SEQUENCE_FIELDS:
+            if getattr(io, name) is not None:
+                raise InvalidRequest(
+                    f"media_io_kwargs.video.{name} describes a pre-extracted frame sequence, and the request "
+                    "has none (send the frames as data:video/jpeg;base64,<frame>,<frame>,...)",
+                    param=f"media_io_kwargs.video.{name}",
+                )
+        return None
+    return FrameSequenceInfo(
+        fps=io.fps,
+        frames_indices=tuple(io.frames_indices) if io.frames_indices is not None else None,
+        total_num_frames=io.total_num_frames,
+        duration=io.duration,
+        do_sample_frames=io.do_sample_frames,
+    )
+
+
+def _video_urls(messages: list[ChatMessage]) -> Iterator[str]:
+    for message in messages:
+        if isinstance(message.content, list):
+            for part in message.content:
+                if isinstance(part, VideoUrlPart) and part.url:
+                    yield part.url
+                elif isinstance(part, QwenVideoPart) and isinstance(part.video, str):
+                    yield part.video
+
+
+def _is_frame_sequence(url: str) -> bool:
+    """A ``data:video/jpeg`` URL (vLLM's frame-sequence form); the header alone is read."""
+    if url[:5].lower() != "data:":
+        return False
+    return url[5:261].partition(",")[0].split(";")[0].strip().lower() == "video/jpeg"
 
 
 def _clamp(
@@ -303,6 +455,8 @@ def _clamp(
         max_pixels=max_pixels,
         total_pixels=total,
         num_frames=num_frames,
+        frame_recovery=base.frame_recovery,
+        frames=base.frames,
     )
 
 

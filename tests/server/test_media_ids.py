@@ -1,0 +1,309 @@
+"""Issue 12 item 3: videos named by the client's ``uuid`` (vLLM's form), reused without a fetch or a decode.
+
+The real media pipeline (fetch over loopback HTTP, probe, decode in the worker pool, the decoded-video
+cache) behind a real server on the fake engine: the test counts the requests its own media server
+answers and reads the pool's counters, so "no fetch, no decode" is measured, not inferred. The real
+engine taking the stable ids as ``multi_modal_uuids``: the ``engine`` test at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from videomodel_devtools.synthetic_videos import VideoSpec, make_video
+from videomodel_server.app import create_app
+from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
+from videomodel_server.budget.contract import to_flags
+from videomodel_server.media import SamplingBudget, plan_sampling
+from videomodel_server.media.cache import CachedVideo, CacheKey, IdKey, VideoCache
+from videomodel_server.media_adapter import PipelineLoader, build_loader
+from videomodel_server.wiring import build_state, resolve
+
+from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
+from .fakes import FakeEngine
+from .harness import ThreadedServer
+from .test_features import _probe, _settings
+
+CLIP = VideoSpec(width=320, height=240, fps=10, seconds=5.0)
+OTHER = VideoSpec(width=256, height=192, fps=10, seconds=3.0)
+
+
+class CountingMedia:
+    """A loopback HTTP media server that counts the GET requests it answers, per path."""
+
+    def __init__(self, root: Path) -> None:
+        counts: dict[str, int] = {}
+        self.counts = counts
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                counts[self.path] = counts.get(self.path, 0) + 1
+                super().do_GET()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountingMedia]:
+    root = tmp_path_factory.mktemp("ids-media")
+    (root / "clip.mp4").write_bytes(make_video(CLIP).read_bytes())
+    (root / "other.mp4").write_bytes(make_video(OTHER).read_bytes())
+    server = CountingMedia(root)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[ThreadedServer, FakeEngine, PipelineLoader]]:
+    engine = FakeEngine(words=("ok",))
+    settings = _settings(max_seconds=20, fps=2, max_frames=64, decode_workers=1, allow_http=True)
+    settings = settings.model_copy(
+        update={"media": settings.media.model_copy(update={"media_exempt_networks": ("127.0.0.1/32",)})}
+    )
+    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
+    loader = build_loader(settings, resolved)
+    state = build_state(settings, resolved, loader, engine=engine)
+    with ThreadedServer(create_app(state)) as server:
+        yield server, engine, loader
+
+
+def _post(server: ThreadedServer, body: Any, path: str = "/v1/chat/completions") -> httpx.Response:
+    return httpx.post(server.url + path, content=json.dumps(body).encode(), timeout=60)
+
+
+def _ask(server: ThreadedServer, part: dict[str, Any], **extra: Any) -> httpx.Response:
+    content = [part, {"type": "text", "text": "what happens?"}]
+    return _post(server, {"messages": [{"role": "user", "content": content}], "max_tokens": 2, **extra})
+
+
+def _part(url: str | None, uuid: str | None) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "video_url", "video_url": None if url is None else {"url": url}}
+    if uuid is not None:
+        part["uuid"] = uuid
+    return part
+
+
+def _decodes(loader: PipelineLoader) -> int:
+    return loader.pool.stats.jobs
+
+
+def test_uuid_then_uuid_only_costs_no_fetch_and_no_decode(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    server, engine, loader = served
+    first = _ask(server, _part(media.url("clip.mp4"), "clip-a"))
+    assert first.status_code == 200, first.text
+    sent = engine.inputs[-1].videos[0]
+    fetches, jobs = media.total, _decodes(loader)
+    assert fetches == 1 and first.json()["videomodel"]["media"][0]["cache"] == "miss"
+
+    for form in (_part(None, "clip-a"), {"type": "video_url", "uuid": "clip-a"}, {"type": "video", "uuid": "clip-a"}):
+        again = _ask(server, form)
+        assert again.status_code == 200, again.text
+        assert media.total == fetches and _decodes(loader) == jobs  # nothing fetched, probed or decoded
+        video = again.json()["videomodel"]["media"][0]
+        assert video["cache"] == "uuid" and video["frames"] == first.json()["videomodel"]["media"][0]["frames"]
+        reused = engine.inputs[-1].videos[0]
+        assert reused.frames is sent.frames and reused.metadata == sent.metadata
+        # the engine gets one stable id for the same frames, whichever form named them
+        assert reused.uuid == sent.uuid and reused.uuid is not None and reused.uuid.startswith("vm-")
+
+
+def test_a_uuid_that_misses_the_cache_is_400_never_a_fetch(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    server, _, _ = served
+    fetches = media.total
+    for path in ("/v1/chat/completions", "/v1/videomodel/estimate"):
+        content = [_part(None, "never-sent"), {"type": "text", "text": "hi"}]
+        resp = _post(server, {"messages": [{"role": "user", "content": content}]}, path)
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "media_uuid_not_found" and error["param"] == "messages[0].content[0]"
+        assert "never-sent" not in error["message"]  # client input is never echoed
+    assert media.total == fetches
+
+
+def test_a_uuid_is_bound_per_sampling(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    """The same uuid under other sampling knobs names no frames yet: a miss, not another budget's frames."""
+    server, _, _ = served
+    assert _ask(server, _part(media.url("clip.mp4"), "clip-b")).status_code == 200
+    resp = _ask(server, _part(None, "clip-b"), media_io_kwargs={"video": {"fps": 1}})
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "media_uuid_not_found"
+    assert _ask(server, _part(None, "clip-b")).status_code == 200
+
+
+def test_a_uuid_sent_with_other_content_is_rebound(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    """Unlike vLLM (which trusts the uuid), the bytes a client sends win: the URL is fetched and the
+    uuid then names the new content; the engine's id is the content's, so its caches never mix them."""
+    server, engine, _ = served
+    assert _ask(server, _part(media.url("clip.mp4"), "clip-c")).status_code == 200
+    clip_id = engine.inputs[-1].videos[0].uuid
+    fetches = media.counts.get("/other.mp4", 0)
+    conflict = _ask(server, _part(media.url("other.mp4"), "clip-c"))
+    assert conflict.status_code == 200, conflict.text
+    assert media.counts["/other.mp4"] == fetches + 1
+    other = engine.inputs[-1].videos[0]
+    assert other.uuid != clip_id and other.frames.shape[2] != 0
+    later = _ask(server, _part(None, "clip-c"))
+    assert later.status_code == 200
+    assert engine.inputs[-1].videos[0].uuid == other.uuid
+    assert later.json()["videomodel"]["media"][0]["duration_seconds"] == pytest.approx(OTHER.seconds, abs=0.2)
+
+
+def test_same_bytes_under_two_uuids_share_one_entry_and_one_engine_id(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    server, engine, loader = served
+    assert _ask(server, _part(media.url("clip.mp4"), "name-1")).status_code == 200
+    jobs = _decodes(loader)
+    second = _ask(server, _part(media.url("clip.mp4"), "name-2"))
+    assert second.json()["videomodel"]["media"][0]["cache"] == "content" and _decodes(loader) == jobs
+    first_id = engine.inputs[-1].videos[0].uuid
+    assert _ask(server, _part(None, "name-1")).status_code == 200
+    assert engine.inputs[-1].videos[0].uuid == first_id
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "video_url", "video_url": None},
+        {"type": "video_url"},
+        {"type": "video_url", "video_url": {"url": None}},
+        {"type": "video"},
+    ],
+)
+def test_a_video_part_without_url_or_uuid_is_400(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], part: dict[str, Any]
+) -> None:
+    server, _, _ = served
+    resp = _ask(server, part)
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "messages[0].content[0]", resp.text
+
+
+def test_an_over_long_uuid_is_400(served: tuple[ThreadedServer, FakeEngine, PipelineLoader]) -> None:
+    server, _, _ = served
+    assert _ask(server, _part(None, "x" * 257)).status_code == 400
+
+
+# -- the cache's id bindings, pure ------------------------------------------------------------------
+
+BUDGET = SamplingBudget(fps=2.0, max_frames=16, min_pixels=4 * 28 * 28, max_pixels=64 * 28 * 28, factor=28)
+
+
+def _entry(nbytes: int) -> CachedVideo:
+    probe = _probe(seconds=2.0, fps=10.0, width=64, height=64)
+    plan = plan_sampling(probe, BUDGET, None)
+    return CachedVideo(np.zeros(nbytes, dtype=np.uint8), (0.0,), probe, plan, 1, 0)
+
+
+def test_bindings_point_at_entries_and_die_with_them() -> None:
+    cache = VideoCache(max_bytes=100)
+    a, b = CacheKey("a" * 64, BUDGET, None), CacheKey("b" * 64, BUDGET, None)
+    name = IdKey.of("mine", a)
+    assert not cache.bind(name, a)  # nothing stored under a yet: stays unbound
+    cache.put(a, _entry(60))
+    assert cache.bind(name, a) and cache.lookup(name) is not None
+    assert cache.lookup(IdKey.of("mine", CacheKey("a" * 64, BUDGET, 8))) is None  # other sampling: another name
+    cache.put(b, _entry(60))  # evicts a
+    assert cache.lookup(name) is None and cache.stats.ids == 0
+    assert cache.stats.id_hits == 1 and cache.stats.id_misses == 2
+    assert a.stable_id == CacheKey("a" * 64, BUDGET, None).stable_id != b.stable_id
+
+
+def test_bindings_are_bounded() -> None:
+    cache = VideoCache(max_bytes=100, max_ids=2)
+    key = CacheKey("a" * 64, BUDGET, None)
+    cache.put(key, _entry(10))
+    for uuid in ("1", "2", "3"):
+        cache.bind(IdKey.of(uuid, key), key)
+    assert cache.stats.ids == 2 and cache.lookup(IdKey.of("1", key)) is None
+
+
+# -- the real engine: the stable ids reach vLLM as multi_modal_uuids --------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine_server(
+    tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    budget = VideoBudget(
+        max_seconds=8, fps=2, max_frames=8, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, max_prompt_tokens=128,
+        max_output_tokens=8,
+    )  # fmt: skip
+    args = [
+        "--model",
+        str(tiny_model_dir(Family.QWEN2_VL)),
+        "--served-model-name",
+        "tiny",
+        "--family",
+        Family.QWEN2_VL.value,
+        *to_flags(budget),
+        "--allow-http",
+        "--decode-workers",
+        "1",
+        *ENGINE_PASSTHROUGH,
+    ]
+    env = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32"}
+    proc = ServerProcess(args, tmp_path_factory.mktemp("ids") / "server.log", env).start()
+    try:
+        yield proc
+    finally:
+        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
+
+
+@pytest.mark.engine
+def test_engine_serves_the_uuid_only_form_without_a_fetch(engine_server: ServerProcess, media: CountingMedia) -> None:
+    def ask(part: dict[str, Any]) -> dict[str, Any]:
+        body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "hi"}]}], "max_tokens": 2}
+        resp = httpx.post(engine_server.url + "/v1/chat/completions", json=body, timeout=300)
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    first = ask(_part(media.url("clip.mp4"), "engine-clip"))
+    fetches = media.total
+    again = ask(_part(None, "engine-clip"))
+    assert media.total == fetches
+    before, after = first["videomodel"]["media"][0], again["videomodel"]["media"][0]
+    assert before["cache"] == "miss" and after["cache"] == "uuid"
+    # vLLM got the same frames under the stable id: same prompt, priced as the budget says
+    assert after["engine_tokens"] == after["budget_tokens"] == before["engine_tokens"]
+    assert again["usage"]["prompt_tokens"] == first["usage"]["prompt_tokens"]
+    miss = httpx.post(
+        engine_server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": [_part(None, "nobody")]}]},
+        timeout=60,
+    )
+    assert miss.status_code == 400 and miss.json()["error"]["code"] == "media_uuid_not_found"
+    assert media.total == fetches
