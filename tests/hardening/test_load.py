@@ -28,8 +28,10 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -295,8 +297,9 @@ def test_load_mixed_requests_at_concurrency_32(tiny_model_dir: Callable[[Family]
     (media_root / "long.mp4").write_bytes(make_video(VideoSpec(seconds=12.0, fps=2, width=32, height=32)).read_bytes())
     (media_root / "random.mp4").write_bytes(random.Random(1).randbytes(20_000))
     (media_root / "truncated.mp4").write_bytes((media_root / "clip0.mp4").read_bytes()[:1500])
-    server_tmp = tmp_path / "server-tmp"
-    server_tmp.mkdir()
+    # The server's TMPDIR: short, because vLLM puts its ZMQ IPC sockets there (a Unix socket path
+    # has at most 107 bytes; under pytest's tmp_path the engine fails to start).
+    server_tmp = Path(tempfile.mkdtemp(prefix="vm-load-"))
     timings = tmp_path / "timings.txt"
 
     args = [
@@ -322,11 +325,12 @@ def test_load_mixed_requests_at_concurrency_32(tiny_model_dir: Callable[[Family]
     server = ServerProcess(args, tmp_path / "server.log", env)
     entry = "from tests.hardening.test_load import serve_timed; serve_timed()"
     server.args = [sys.executable, "-c", entry, *server.args[3:]]
+    rc: int | None = None
     with MediaServer(media_root) as media_server:
-        server.start()
-        assert server.proc is not None
-        api = psutil.Process(server.proc.pid)
         try:
+            server.start()
+            assert server.proc is not None
+            api = psutil.Process(server.proc.pid)
             # Warm up once per kind (first-use allocations are not growth), then take the baselines.
             rng = random.Random(0)
             for kind in KINDS:
@@ -367,6 +371,7 @@ def test_load_mixed_requests_at_concurrency_32(tiny_model_dir: Callable[[Family]
             assert httpx.get(server.url + "/health", timeout=10).status_code == 200
         finally:
             rc = server.stop()
+            shutil.rmtree(server_tmp, ignore_errors=True)
     assert rc == 0, server.tail()
 
     server_side = {}

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -203,13 +205,15 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
         str(DRAIN_TIMEOUT_S),
         *ENGINE_PASSTHROUGH,
     ]
-    server_tmp = tmp_path / "server-tmp"
-    server_tmp.mkdir()
+    # Short: vLLM puts its ZMQ IPC sockets in TMPDIR (a Unix socket path has at most 107 bytes).
+    server_tmp = Path(tempfile.mkdtemp(prefix="vm-shutdown-"))
     env = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32", "TMPDIR": str(server_tmp)}
-    server = ServerProcess(args, tmp_path / "server.log", env).start()
-    assert server.proc is not None
-    pid = server.proc.pid
+    server = ServerProcess(args, tmp_path / "server.log", env)
+    spawned: list[int] = []
     try:
+        server.start()
+        assert server.proc is not None
+        pid = server.proc.pid
         with MediaServer(media) as media_server:
             # One request through the whole pipeline first (fetch, probe, decode, engine).
             video = {"type": "video_url", "video_url": {"url": f"{media_server.url}/clip.mp4"}}
@@ -220,6 +224,7 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
             )
             assert warm.status_code == 200, warm.text
         processes = _descendants(pid)
+        spawned.extend(processes)
         tmp_before = sorted(os.listdir(server_tmp))
         assert processes, "no engine or decode worker processes under the server"
 
@@ -300,11 +305,12 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
         print("\n" + summary)
         RESULTS.lines.append(summary)
     finally:
-        if server.proc.poll() is None:
+        if server.proc is not None and server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(10)
-        for p in _children_alive(_descendants(pid) if server.proc.poll() is None else []):
+        for p in _children_alive(spawned):
             os.kill(p, signal.SIGKILL)
+        shutil.rmtree(server_tmp, ignore_errors=True)
 
 
 def test_the_shutdown_sequence_step_by_step_on_a_fake_engine() -> None:

@@ -252,7 +252,7 @@ def test_a_forced_call_cut_off_by_max_tokens_is_not_a_call() -> None:
 # -- the real engine: tiny Qwen3-VL (its template renders tools) ------------------------------------
 
 BUDGET = VideoBudget(
-    max_seconds=8, fps=2, max_frames=8, min_pixels=4 * 32 * 32, max_pixels=16 * 32 * 32, max_prompt_tokens=512,
+    max_seconds=8, fps=2, max_frames=8, min_pixels=4 * 32 * 32, max_pixels=16 * 32 * 32, max_prompt_tokens=1024,
     max_output_tokens=64,
 )  # fmt: skip
 CLIP = VideoSpec(width=160, height=120, fps=10, seconds=2.0)

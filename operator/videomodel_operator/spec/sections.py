@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget, lookup
-from videomodel_server.budget.contract import MAX_DERIVED_CONCURRENT_REQUESTS, AdmissionSettings
+from videomodel_server.budget.contract import MAX_DECODE_THREADS, MAX_DERIVED_CONCURRENT_REQUESTS, AdmissionSettings
 
 from ..units import QuantityError, format_bytes, parse_bandwidth, parse_bytes
 from . import conversions
@@ -257,7 +257,7 @@ class Admission(Model):
         le=256,
     )
     decode_threads: int | None = _admission(
-        "decode_threads", "one per CPU of the request left for decoding", ge=0, le=16
+        "decode_threads", "one per CPU of the request left for decoding", ge=0, le=MAX_DECODE_THREADS
     )
 
 
