@@ -27,9 +27,21 @@ fmt: env
 lock:
 	bash scripts/lock.sh
 
-## preprocessing per video, this project vs vLLM's loader vs qwen-vl-utils (BENCH_QUICK=1: no 10-min clip)
+## preprocessing per video, this project vs vLLM's loader vs qwen-vl-utils (BENCH_QUICK=1: no 10-min clip),
+## then the floor (FFmpeg decoding alone), then end to end vs `vllm serve`, overload, repeated video
 bench: env
 	$(BIN)/python -m bench.media_bench
+	$(BIN)/python -m bench.floor_bench
+	$(BIN)/python -m bench.serve_bench
+
+## benchmark 5 alone: FFmpeg full and keyframes-only decode of benchmark 1's clips
+.PHONY: bench-floor bench-serve
+bench-floor: env
+	$(BIN)/python -m bench.floor_bench
+
+## benchmarks 2-4 alone: tiny Qwen2-VL on CPU, this server vs `vllm serve` (a few minutes)
+bench-serve: env
+	$(BIN)/python -m bench.serve_bench
 
 ## Python 3.12 (the server image's Python): mypy and the tests that start no engine, in .venv312/
 ## (scripts/bootstrap312.sh: the lock's pins of only what these need; no vLLM, torch or FastAPI app)

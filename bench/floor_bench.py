@@ -82,7 +82,8 @@ def table(report: dict[str, Any]) -> str:
             loaders.setdefault(r["clip"], {})[r["method"]] = r["load_s"]
     head = (
         "| clip | full decode, 2 threads | frames | keyframes only | keyframes "
-        "| load (benchmark 1): videomodel / vLLM / qwen-vl-utils | load / full decode: videomodel / vLLM / qwen-vl-utils |"
+        "| load (benchmark 1): videomodel / vLLM / qwen-vl-utils "
+        "| load / full decode: videomodel / vLLM / qwen-vl-utils |"
     )
     lines = [head, "|" + "---|" * 7]
     for r in report["rows"]:

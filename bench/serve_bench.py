@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ E2E_ADMISSION = ("--max-concurrent-requests", "4", "--max-queued-requests", "16"
 SMALL_ADMISSION = ("--max-concurrent-requests", "1", "--max-queued-requests", "1")
 MAX_TOKENS = 8
 PROMPT = "Describe the video."
-LEVELS = {1: 6, 4: 12, 16: 32}
+LEVELS = {1: 10, 4: 20, 16: 48}
 """Concurrency -> requests measured at that level."""
 OVERLOAD_WAVES = 4
 REPEATS = 10
@@ -79,7 +79,7 @@ ENV = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32"}
 
 
 def clip_variants(count: int) -> list[Path]:
-    """``count`` distinct 4 s 640x360 H.264 clips (same scene; CRF 18..43, then 25 fps): distinct
+    """``count`` distinct 4 s 640x360 H.264 clips (same scene; CRF 18..43, then 25, 26.. fps): distinct
     bytes and distinct decoded pixels, so no cache keyed on either can answer for another."""
     from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 
@@ -98,10 +98,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def videomodel_argv(model: Path, admission: Sequence[str]) -> list[str]:
+def videomodel_argv(model: Path, admission: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     return [
         "--model", str(model), "--served-model-name", MODEL_NAME, "--family", "qwen2_vl",
-        *BUDGET_FLAGS, "--allow-http", *admission, *ENGINE_PASSTHROUGH,
+        *BUDGET_FLAGS, "--allow-http", *admission, *extra, *ENGINE_PASSTHROUGH,
     ]  # fmt: skip
 
 
@@ -182,12 +182,9 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    try:
-        yield
-    except Exception:  # noqa: BLE001 (a server still starting refuses connections)
-        pass
+def _quiet() -> AbstractContextManager[None]:
+    """A server still starting refuses connections."""
+    return suppress(Exception)
 
 
 def metric(url: str, name: str) -> float:
@@ -213,6 +210,7 @@ class Result:
     ttft_s: float | None
     completion_tokens: int | None
     error: str | None = None
+    prompt_tokens: int | None = None
 
 
 def body(video_url: str, stream: bool) -> dict[str, Any]:
@@ -236,7 +234,7 @@ def body(video_url: str, stream: bool) -> dict[str, Any]:
 async def ask(client: Any, base: str, video_url: str, stream: bool = True) -> Result:
     started = time.perf_counter()
     ttft = None
-    tokens = None
+    tokens = prompt = None
     try:
         async with client.stream("POST", base + "/v1/chat/completions", json=body(video_url, stream)) as response:
             if response.status_code != 200:
@@ -257,8 +255,9 @@ async def ask(client: Any, base: str, video_url: str, stream: bool = True) -> Re
                     ttft = time.perf_counter() - started
                 if chunk.get("usage"):
                     tokens = chunk["usage"].get("completion_tokens")
-            return Result(video_url, 200, time.perf_counter() - started, ttft, tokens, error)
-    except Exception as exc:  # noqa: BLE001 (reported as an error of the run)
+                    prompt = chunk["usage"].get("prompt_tokens")
+            return Result(video_url, 200, time.perf_counter() - started, ttft, tokens, error, prompt)
+    except Exception as exc:  # reported as an error of the run
         return Result(video_url, 0, time.perf_counter() - started, None, None, repr(exc)[:200])
 
 
@@ -307,10 +306,13 @@ async def load_level(base: str, urls: list[str], concurrency: int) -> dict[str, 
         "ttft_p50_s": pct(ttft, 50),
         "ttft_p95_s": pct(ttft, 95),
         "completion_tokens_mean": statistics.fmean([r.completion_tokens or 0 for r in ok]) if ok else None,
+        "prompt_tokens_mean": statistics.fmean([r.prompt_tokens or 0 for r in ok]) if ok else None,
     }
 
 
-async def end_to_end(server: Server, media: CountingMediaServer, clips: list[Path], levels: dict[int, int]) -> list[dict[str, Any]]:
+async def end_to_end(
+    server: Server, media: CountingMediaServer, clips: list[Path], levels: dict[int, int]
+) -> list[dict[str, Any]]:
     """Each request its own clip (``clips`` in order, never one twice)."""
     async with client() as http:  # warm-up: one request on a clip nothing else uses
         warm = await ask(http, server.url, media.url(f"{server.name}-warm", clips[0]))
@@ -338,9 +340,12 @@ async def end_to_end(server: Server, media: CountingMediaServer, clips: list[Pat
 
 async def overload(server: Server, media: CountingMediaServer, clip: Path, capacity: int, waves: int) -> dict[str, Any]:
     """``4 * capacity`` requests at once per wave, each by a URL of its own."""
-    videos_before = metric(server.url, "videomodel_videos_total")
     results: list[Result] = []
     async with client() as http:
+        warm = await ask(http, server.url, media.url("overload-warm", clip), stream=False)  # not counted
+        if warm.status != 200:
+            raise RuntimeError(f"{server.name} warm-up failed: {warm}")
+        videos_before = metric(server.url, "videomodel_videos_total")
         for wave in range(waves):
             urls = [media.url(f"overload-{wave}-{i}", clip) for i in range(4 * capacity)]
             results += await asyncio.gather(*(ask(http, server.url, u, stream=False) for u in urls))
@@ -362,15 +367,18 @@ async def overload(server: Server, media: CountingMediaServer, clip: Path, capac
         "rejected_bytes": sum(b for _, b in served),
         "accepted_gets": sum(media.served(r.url)[0] for r in accepted),
         "videos_decoded": decoded,
+        "reject_ms": [round(1000 * r.latency_s, 2) for r in rejected],
     }
-    print(f"  overload: {out}", flush=True)
+    print(f"  overload: { {k: v for k, v in out.items() if k != 'reject_ms'} }", flush=True)
     return out
 
 
 # -- benchmark 4: repeated video ---------------------------------------------------------------
 
 
-async def repeated(server: Server, media: CountingMediaServer, same_url: Path, same_bytes: Path, times: int) -> dict[str, Any]:
+async def repeated(
+    server: Server, media: CountingMediaServer, same_url: Path, same_bytes: Path, times: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {"server": server.name}
     async with client() as http:
         for kind, urls in (
@@ -410,8 +418,9 @@ async def run(smoke: bool, with_vllm: bool, out: Path) -> dict[str, Any]:
     vm = [sys.executable, "-m", "videomodel_server.cli"]
     small_capacity = int(SMALL_ADMISSION[1]) + int(SMALL_ADMISSION[3])
     with CountingMediaServer(clips[0].parent) as media:
-        if smoke:  # one start: the small cap serves every part at concurrency 1
-            server = Server("videomodel", [*vm, *videomodel_argv(model, SMALL_ADMISSION)], logs / "vm.log", ENV)
+        if smoke:  # one start, no warm-up run: the small cap serves every part at concurrency 1
+            argv = videomodel_argv(model, SMALL_ADMISSION, ("--skip-warmup",))
+            server = Server("videomodel", [*vm, *argv], logs / "vm.log", ENV)
             with running(server):
                 report["e2e"] += await end_to_end(server, media, e2e_clips, levels)
                 report["overload"] = await overload(server, media, e2e_clips[0], small_capacity, waves)
@@ -425,12 +434,18 @@ async def run(smoke: bool, with_vllm: bool, out: Path) -> dict[str, Any]:
             with running(small):
                 report["overload"] = await overload(small, media, e2e_clips[0], small_capacity, waves)
         if with_vllm:
-            vllm_bin = str(Path(sys.executable).with_name("vllm"))
-            server = Server("vllm serve", [vllm_bin, *vllm_argv(model)], logs / "vllm.log")
-            report["vllm_argv"] = server.argv[1:]
-            with running(server):
-                report["e2e"] += await end_to_end(server, media, e2e_clips, levels)
-                report["repeated"].append(await repeated(server, media, same_url, same_bytes, times))
+            # vLLM's own CLI; bench.vllm_cli only answers its version lookup in this CPU build
+            server = Server(
+                "vllm serve", [sys.executable, "-m", "bench.vllm_cli", *vllm_argv(model)], logs / "vllm.log"
+            )
+            report["vllm_argv"] = ["vllm", *server.argv[3:]]
+            try:
+                with running(server):
+                    report["e2e"] += await end_to_end(server, media, e2e_clips, levels)
+                    report["repeated"].append(await repeated(server, media, same_url, same_bytes, times))
+            except RuntimeError as exc:  # the report keeps this server's numbers and says why
+                report["vllm_error"] = str(exc)[-2000:]
+                print(f"vllm serve failed: {exc}", flush=True)
     info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report["videomodel_argv"] = videomodel_argv(Path("<tiny qwen2_vl>"), E2E_ADMISSION)
     write_report(report, out)
@@ -459,15 +474,17 @@ def table(report: dict[str, Any]) -> str:
         "",
         "## End to end (benchmark 2)",
         "",
-        "| server | concurrency | requests | req/s | p50 latency | p95 latency | TTFT p50 | TTFT p95 | errors |",
-        "|" + "---|" * 9,
+        "| server | concurrency | requests | req/s | p50 latency | p95 latency | TTFT p50 | TTFT p95 | errors "
+        "| prompt tokens (mean) |",
+        "|" + "---|" * 10,
     ]
     by: dict[tuple[str, int], dict[str, Any]] = {}
     for r in report["e2e"]:
         by[(r["server"], r["concurrency"])] = r
         lines.append(
             f"| {r['server']} | {r['concurrency']} | {r['requests']} | {r['rps']:.2f} | {_f(r['p50_s'])} s "
-            f"| {_f(r['p95_s'])} s | {_f(r['ttft_p50_s'])} s | {_f(r['ttft_p95_s'])} s | {r['errors']} |"
+            f"| {_f(r['p95_s'])} s | {_f(r['ttft_p50_s'])} s | {_f(r['ttft_p95_s'])} s | {r['errors']} "
+            f"| {_f(r.get('prompt_tokens_mean'), '.0f')} |"
         )
     ratios = []
     for (name, c), ours in by.items():
@@ -486,7 +503,8 @@ def table(report: dict[str, Any]) -> str:
             "## Overload (benchmark 3, this server)",
             "",
             f"Admission {' '.join(SMALL_ADMISSION)} (capacity {o['capacity']}); {o['waves']} wave(s) of "
-            f"{4 * o['capacity']} requests at once (4x capacity), each request by its own URL, non-streaming.",
+            f"{4 * o['capacity']} requests at once (4x capacity), each request by its own URL, non-streaming, "
+            "after one warm-up request. Time to 503: the client's clock, request sent to response read.",
             "",
             "| sent | accepted | rejected (503) | other | time to 503 p50 | p99 | max "
             "| GETs / bytes served to rejected URLs | GETs of accepted URLs | videos decoded |",
@@ -588,4 +606,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

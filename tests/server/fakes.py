@@ -15,7 +15,7 @@ import numpy as np
 
 from videomodel_server.engine import ChoiceDelta, EngineInput, EngineStep, TokenLogprobInfo, template_messages
 from videomodel_server.errors import UnprocessableMedia
-from videomodel_server.jobs import MediaRef, Sampling, Turn
+from videomodel_server.jobs import MediaRef, Sampling, ToolCall, Turn
 from videomodel_server.loading import LoadedMedia, MediaEstimate, SamplingReceipt
 
 
@@ -44,7 +44,7 @@ class FakeEngine:
     async def start(self) -> None:
         return None
 
-    def render(self, turns: Sequence[Turn]) -> str:
+    def render(self, turns: Sequence[Turn], tools: str | None = None) -> str:
         out = []
         for m in template_messages(turns):
             content = m["content"]
@@ -57,6 +57,9 @@ class FakeEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def parse_tool_calls(self, text: str) -> tuple[str | None, tuple[ToolCall, ...]]:
+        return text, ()
 
     def media_placeholder_tokens(self) -> int:
         return 0
