@@ -496,6 +496,8 @@ def table(report: dict[str, Any]) -> str:
         ratios.append(f"concurrency {c}: req/s {_f(rps)}x vLLM's, p95 {_f(p95)}x lower")
     if ratios:
         lines += ["", "Ratios (this server over `vllm serve`): " + "; ".join(ratios) + "."]
+    if report.get("vllm_error"):
+        lines += ["", f"`vllm serve` did not run: {report['vllm_error'].splitlines()[0]}"]
     o = report.get("overload")
     if o:
         lines += [

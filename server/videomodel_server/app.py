@@ -97,6 +97,7 @@ def create_app(state: AppState, *, start_engine: bool = True) -> FastAPI:
         engine_unfinished=lambda: state.engine.unfinished_requests(),
         engine_ready=lambda: 1.0 if state.engine.ready else 0.0,
     )
+    state.metrics.bind_cache(state.loader.cache_lookups)
     return app
 
 

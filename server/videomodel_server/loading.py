@@ -107,6 +107,11 @@ class MediaLoader(Protocol):
         """
         ...
 
+    def cache_lookups(self) -> dict[str, int]:
+        """Decoded-video cache lookups so far by result (``hit``, ``miss``, ``uuid_hit``,
+        ``uuid_miss``) and ``eviction``s: monotonic counts, read at scrape time."""
+        ...
+
     async def start(self) -> None:
         """Start the worker pool (inside the running event loop, at app start-up)."""
         ...

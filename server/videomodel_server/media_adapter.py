@@ -225,6 +225,16 @@ class PipelineLoader:
             engine_id=key.stable_id,
         )
 
+    def cache_lookups(self) -> dict[str, int]:
+        stats = self.pool.cache.stats
+        return {
+            "hit": stats.hits,
+            "miss": stats.misses,
+            "uuid_hit": stats.id_hits,
+            "uuid_miss": stats.id_misses,
+            "eviction": stats.evictions,
+        }
+
     async def estimate(self, ref: MediaRef) -> MediaEstimate:
         """Fetch, probe and plan (no decode); media over the budget comes back with its problem."""
         from .media import MediaError, MediaOverBudget

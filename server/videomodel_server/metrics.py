@@ -7,10 +7,12 @@ rejection reasons or error codes from the closed error tree; never a URL, model 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 STAGES = ("queue", "fetch", "probe", "decode", "render", "ttft", "generate", "total")
 _STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300, 600)
@@ -47,6 +49,9 @@ class Metrics:
             "videomodel_recovered_frames",
             "Sampled frames that failed to decode and were filled with the next good frame (frame recovery).",
             registry=r,
+        )
+        self.tool_calls = Counter(
+            "videomodel_tool_calls", "Tool calls returned in responses (finish_reason tool_calls).", registry=r
         )
         self.prompt_tokens = Counter("videomodel_prompt_tokens", "Prompt tokens (text and media).", registry=r)
         self.completion_tokens = Counter("videomodel_completion_tokens", "Completion tokens generated.", registry=r)
@@ -92,6 +97,11 @@ class Metrics:
         self.engine_unfinished.set_function(engine_unfinished)
         self.engine_ready.set_function(engine_ready)
 
+    def bind_cache(self, lookups: Callable[[], dict[str, int]]) -> None:
+        """Export the decoded-video cache's own counters at scrape time (``videomodel_video_cache_total``
+        by ``result``: hit, miss, uuid_hit, uuid_miss, eviction)."""
+        self.registry.register(_CacheCollector(lookups))
+
     def observe_stages(self, timings: dict[str, float]) -> None:
         for stage, seconds in timings.items():
             if stage in STAGES:
@@ -99,3 +109,21 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CacheCollector(Collector):
+    def __init__(self, lookups: Callable[[], dict[str, int]]) -> None:
+        self._lookups = lookups
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "videomodel_video_cache",
+            "Decoded-video cache lookups by result (hit, miss, uuid_hit, uuid_miss) and evictions.",
+            labels=["result"],
+        )
+        for result, count in sorted(self._lookups().items()):
+            family.add_metric([result], count)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -151,6 +151,9 @@ class FakeLoader:
         n = ref.options.num_frames if ref.options and ref.options.num_frames else 4
         return MediaEstimate(ref, _receipt(n), timings={"fetch": 0.001, "probe": 0.001})
 
+    def cache_lookups(self) -> dict[str, int]:
+        return {}
+
     async def start(self) -> None:
         return None
 

@@ -118,6 +118,7 @@ def test_uuid_then_uuid_only_costs_no_fetch_and_no_decode(
     served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
 ) -> None:
     server, engine, loader = served
+    hits_before = _cache_count(server, "uuid_hit")
     first = _ask(server, _part(media.url("clip.mp4"), "clip-a"))
     assert first.status_code == 200, first.text
     sent = engine.inputs[-1].videos[0]
@@ -134,6 +135,15 @@ def test_uuid_then_uuid_only_costs_no_fetch_and_no_decode(
         assert reused.frames is sent.frames and reused.metadata == sent.metadata
         # the engine gets one stable id for the same frames, whichever form named them
         assert reused.uuid == sent.uuid and reused.uuid is not None and reused.uuid.startswith("vm-")
+    assert _cache_count(server, "uuid_hit") - hits_before == 3
+
+
+def _cache_count(server: ThreadedServer, result: str) -> float:
+    """``videomodel_video_cache_total{result=...}`` as /metrics reports it."""
+    needle = f'videomodel_video_cache_total{{result="{result}"}} '
+    lines = [ln for ln in httpx.get(server.url + "/metrics").text.splitlines() if ln.startswith(needle)]
+    assert len(lines) == 1, f"{needle!r} is not exported"
+    return float(lines[0][len(needle) :])
 
 
 def test_a_uuid_that_misses_the_cache_is_400_never_a_fetch(

@@ -183,6 +183,7 @@ def forced() -> Iterator[tuple[ThreadedServer, ToolFakeEngine]]:
 
 def test_a_forced_call_comes_back_as_tool_calls(forced: tuple[ThreadedServer, ToolFakeEngine]) -> None:
     server, engine = forced
+    calls_before = _tool_calls_counted(server)
     resp = _chat(server, tools=TOOLS, tool_choice=NAMED)
     assert resp.status_code == 200, resp.text
     choice = resp.json()["choices"][0]
@@ -194,6 +195,12 @@ def test_a_forced_call_comes_back_as_tool_calls(forced: tuple[ThreadedServer, To
         engine.rendered_tools and json.loads(engine.rendered_tools[-1] or "")[0]["function"]["name"] == "report_event"
     )
     assert resp.json()["usage"]["completion_tokens"] == 2
+    assert _tool_calls_counted(server) - calls_before == 1
+
+
+def _tool_calls_counted(server: ThreadedServer) -> float:
+    (line,) = [ln for ln in httpx.get(server.url + "/metrics").text.splitlines() if ln.startswith("videomodel_tool_calls_total ")]
+    return float(line.split()[-1])
 
 
 def test_a_streamed_forced_call_arrives_in_the_last_chunk(forced: tuple[ThreadedServer, ToolFakeEngine]) -> None:

@@ -218,6 +218,7 @@ class ChatService:
                     text = "".join(texts.pop(delta.index, []))
                     content, calls = self.tool_calls(tools, text, delta.finish_reason)
                     if calls:
+                        self.metrics.tool_calls.inc(len(calls))
                         choices.append(replace(delta, text=content or "", tool_calls=calls, finish_reason="tool_calls"))
                     else:
                         choices.append(replace(delta, text=text))
