@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -50,8 +51,9 @@ class CountingMediaServer:
                 self.end_headers()
 
             def do_GET(self) -> None:
+                key = unquote(self.path)  # clients differ in what they escape
                 with owner.lock:
-                    owner.requests[self.path] += 1
+                    owner.requests[key] += 1
                 path = self._file()
                 if path is None:
                     self.send_error(404)
@@ -84,7 +86,7 @@ class CountingMediaServer:
                     pass
                 finally:
                     with owner.lock:
-                        owner.bytes[self.path] += sent
+                        owner.bytes[key] += sent
 
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
@@ -100,11 +102,11 @@ class CountingMediaServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def url(self, alias: str, path: Path) -> str:
-        return f"{self.base}/{alias}/{path.name}"
+        return f"{self.base}/{alias.replace(' ', '-')}/{path.name}"
 
     def served(self, url: str) -> tuple[int, int]:
         """(GET requests, bytes sent) for one URL."""
-        path = url[len(self.base) :]
+        path = unquote(url[len(self.base) :])
         with self.lock:
             return self.requests.get(path, 0), self.bytes.get(path, 0)
 

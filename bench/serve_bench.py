@@ -199,6 +199,19 @@ def metric(url: str, name: str) -> float:
     return total
 
 
+def stage_totals(url: str) -> dict[str, tuple[float, float]]:
+    """This server's ``videomodel_stage_seconds``: stage -> (sum of seconds, count)."""
+    import httpx
+
+    out: dict[str, list[float]] = {}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        for part, slot in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith("videomodel_stage_seconds" + part):
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                out.setdefault(stage, [0.0, 0.0])[slot] = float(line.rpartition(" ")[2])
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 # -- one request -------------------------------------------------------------------------------
 
 
@@ -320,12 +333,22 @@ async def end_to_end(
             raise RuntimeError(f"{server.name} warm-up failed: {warm}")
     out = []
     used = 1
+    ours = server.name == "videomodel"
     for concurrency, count in levels.items():
+        before = stage_totals(server.url) if ours else {}
         urls = [media.url(f"{server.name}-e2e", c) for c in clips[used : used + count]]
         assert len(urls) == count, "not enough clip variants"
         used += count
         row = await load_level(server.url, urls, concurrency)
         row["server"] = server.name
+        row["fetches"] = sum(media.served(u)[0] for u in urls)
+        if ours:  # where this server's time went: mean seconds per stage over the level's requests
+            after = stage_totals(server.url)
+            row["stages_mean_s"] = {
+                k: (v[0] - before.get(k, (0, 0))[0]) / (v[1] - before.get(k, (0, 0))[1])
+                for k, v in after.items()
+                if v[1] > before.get(k, (0, 0))[1]
+            }
         print(
             f"  {server.name:11s} c={concurrency:2d}: {row['rps']:5.2f} req/s, p50 {row['p50_s'] or 0:.2f} s, "
             f"p95 {row['p95_s'] or 0:.2f} s, ttft p50 {row['ttft_p50_s'] or 0:.2f} s, errors {row['errors']}",
@@ -475,8 +498,8 @@ def table(report: dict[str, Any]) -> str:
         "## End to end (benchmark 2)",
         "",
         "| server | concurrency | requests | req/s | p50 latency | p95 latency | TTFT p50 | TTFT p95 | errors "
-        "| prompt tokens (mean) |",
-        "|" + "---|" * 10,
+        "| prompt tokens (mean) | video fetches |",
+        "|" + "---|" * 11,
     ]
     by: dict[tuple[str, int], dict[str, Any]] = {}
     for r in report["e2e"]:
@@ -484,8 +507,24 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['server']} | {r['concurrency']} | {r['requests']} | {r['rps']:.2f} | {_f(r['p50_s'])} s "
             f"| {_f(r['p95_s'])} s | {_f(r['ttft_p50_s'])} s | {_f(r['ttft_p95_s'])} s | {r['errors']} "
-            f"| {_f(r.get('prompt_tokens_mean'), '.0f')} |"
+            f"| {_f(r.get('prompt_tokens_mean'), '.0f')} | {r.get('fetches', '-')} |"
         )
+    stages = [r for r in report["e2e"] if r.get("stages_mean_s")]
+    if stages:
+        names = list(stages[0]["stages_mean_s"])
+        lines += [
+            "",
+            "This server's stages (its `videomodel_stage_seconds`, mean per request at each level):",
+            "",
+            "| concurrency | " + " | ".join(names) + " |",
+            "|" + "---|" * (len(names) + 1),
+        ]
+        for r in stages:
+            lines.append(
+                f"| {r['concurrency']} | "
+                + " | ".join(f"{1000 * r['stages_mean_s'].get(n, 0):.0f} ms" for n in names)
+                + " |"
+            )
     ratios = []
     for (name, c), ours in by.items():
         other = by.get(("vllm serve", c))
@@ -493,9 +532,13 @@ def table(report: dict[str, Any]) -> str:
             continue
         rps = ours["rps"] / other["rps"] if other["rps"] else None
         p95 = other["p95_s"] / ours["p95_s"] if ours["p95_s"] and other["p95_s"] else None
-        ratios.append(f"concurrency {c}: req/s {_f(rps)}x vLLM's, p95 {_f(p95)}x lower")
+        ratios.append(f"concurrency {c}: req/s {_f(rps)}x, p95 {_f(p95)}x")
     if ratios:
-        lines += ["", "Ratios (this server over `vllm serve`): " + "; ".join(ratios) + "."]
+        lines += [
+            "",
+            "Ratios (req/s: this server's over `vllm serve`'s; p95: `vllm serve`'s over this server's; "
+            "above 1: this server better): " + "; ".join(ratios) + ".",
+        ]
     if report.get("vllm_error"):
         lines += ["", f"`vllm serve` did not run: {report['vllm_error'].splitlines()[0]}"]
     o = report.get("overload")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 ABORT_CLIENT_DISCONNECT = "client_disconnect"
 ABORT_DEADLINE = "deadline"
+ABORT_SHUTDOWN = "shutdown"
 
 
 @dataclass
@@ -26,10 +27,14 @@ class Trace:
     engine_running: bool = False
     deadline: asyncio.Timeout | None = None
     """The request's overall deadline, once set: tells a deadline abort from a disconnect."""
+    stopped_at_shutdown: bool = False
+    """The server stopped it at the end of its shutdown grace period (the deadline brought forward)."""
 
     @property
     def abort_reason(self) -> str:
-        """Why work stopped early: the deadline if it expired, else the client went away."""
+        """Why work stopped early: shutdown, the deadline if it expired, else the client went away."""
+        if self.stopped_at_shutdown:
+            return ABORT_SHUTDOWN
         if self.deadline is not None and self.deadline.expired():
             return ABORT_DEADLINE
         return ABORT_CLIENT_DISCONNECT

@@ -52,6 +52,8 @@ from .conftest import RESULTS
 pytestmark = pytest.mark.timeout(900)
 
 DRAIN_TIMEOUT_S = 4.0
+SHORT = 400
+"""Tokens of a stream that should end inside the grace period (4 streams at once: ~1-2 s here)."""
 BUDGET = VideoBudget(max_seconds=10, fps=2, max_frames=8, max_prompt_tokens=64, max_output_tokens=4096)
 EXIT_MARGIN_S = 20.0
 """Past the grace period: stopping vLLM's engine process and the decode workers."""
@@ -96,7 +98,8 @@ def _httpx_stream(url: str, tokens: int, out: StreamResult) -> None:
                     out.error = event["error"]
                     continue
                 out.chunks += 1
-                out.first_chunk.set() if out.chunks >= 2 else None
+                if out.chunks >= 2:
+                    out.first_chunk.set()
                 for choice in event.get("choices", []):
                     out.finish_reason = choice.get("finish_reason") or out.finish_reason
     except Exception as exc:  # recorded, asserted on by the test
@@ -118,7 +121,8 @@ def _openai_stream(url: str, tokens: int, out: StreamResult) -> None:
         )
         for chunk in stream:
             out.chunks += 1
-            out.first_chunk.set() if out.chunks >= 2 else None
+            if out.chunks >= 2:
+                out.first_chunk.set()
             for choice in chunk.choices:
                 out.finish_reason = choice.finish_reason or out.finish_reason
         out.done_marker = True  # the SDK stops at [DONE]; an end without it raises
@@ -228,9 +232,9 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
         tmp_before = sorted(os.listdir(server_tmp))
         assert processes, "no engine or decode worker processes under the server"
 
-        # Four streams, two per client: two short enough to finish inside the grace period on an
-        # idle machine, two that cannot (the budget's 4096 tokens), so both endings are exercised.
-        plan = [("openai", _openai_stream, 48), ("httpx", _httpx_stream, 48)]
+        # Four streams, two per client: two short enough to finish inside the grace period (or even
+        # before the signal, on an idle machine), two that cannot (the budget's 4096 tokens).
+        plan = [("openai", _openai_stream, SHORT), ("httpx", _httpx_stream, SHORT)]
         plan += [("openai", _openai_stream, 4096), ("httpx", _httpx_stream, 4096)]
         streams = [StreamResult(f"{name}/{tokens}") for name, _, tokens in plan]
         threads = [
@@ -247,7 +251,7 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
         probe = Probe(server.url)
         prober = threading.Thread(target=probe.run, daemon=True)
         prober.start()
-        time.sleep(0.3)
+        time.sleep(0.1)
         probe.sigterm_at.append(time.monotonic())
         os.kill(pid, signal.SIGTERM)
         sigterm = probe.sigterm_at[0]
@@ -293,8 +297,9 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
             time.sleep(0.1)
         assert not _children_alive(processes), f"left running: {_children_alive(processes)}"
         # No temp file left: nothing in the server's TMPDIR that was not there before the streams
-        # (vLLM's ZMQ IPC sockets and torch's compile cache are made at start-up and stay).
-        assert sorted(os.listdir(server_tmp)) == tmp_before
+        # (vLLM's ZMQ IPC sockets and torch's compile cache are made at start-up and stay,
+        # and vLLM removes some of its own on a clean stop).
+        assert set(os.listdir(server_tmp)) <= set(tmp_before), sorted(set(os.listdir(server_tmp)) - set(tmp_before))
         ended = {
             s.client: ("finished" if s.error is None else "stopped", round(s.ended_at - sigterm, 2)) for s in streams
         }
@@ -372,6 +377,8 @@ def test_the_shutdown_sequence_step_by_step_on_a_fake_engine() -> None:
     assert stream.done_marker and 0 < stream.chunks < 400
     assert 0.9 <= stream.ended_at - signalled <= 1.0 + ABORT_UNWIND_SECONDS, stream.ended_at - signalled
     assert engine.aborted and engine.running == 0, "the engine request was not aborted"
+    aborts = state.metrics.registry.get_sample_value("videomodel_engine_aborts_total", {"reason": "shutdown"})
+    assert aborts == 1, "the abort is not counted as a shutdown"
     assert state.admission.in_flight == 0
     # uvicorn would re-raise a SIGTERM it handled (exit 143); this one is handled in full.
     assert not getattr(server, "_captured_signals", [])

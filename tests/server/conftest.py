@@ -12,7 +12,9 @@ import pytest
 
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
+from videomodel_server.budget.contract import to_flags
 
+from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
 from .media_server import MediaServer
 
 
@@ -66,3 +68,49 @@ def video_file() -> Callable[..., Path]:
         return make_video(VideoSpec(**fields))
 
     return build
+
+
+def family_budget(family: Family) -> VideoBudget:
+    """The small budget of the per-family engine tests: 12 s at 2 fps, 12 frames of 4-48 tokens' pixels."""
+    factor = FAMILIES[family].factor
+    return VideoBudget(
+        max_seconds=12,
+        fps=2,
+        max_frames=12,
+        min_pixels=4 * factor * factor,
+        max_pixels=48 * factor * factor,
+        max_prompt_tokens=128,
+        max_output_tokens=32,
+    )
+
+
+FAMILY_BUDGETS = {family: family_budget(family) for family in Family}
+
+
+@pytest.fixture(scope="session", params=list(Family), ids=lambda f: f.value)
+def family_server(
+    request: pytest.FixtureRequest, tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Family, ServerProcess]]:
+    """One real server per family on :data:`FAMILY_BUDGETS`, shared by every module that asks.
+
+    Session-scoped and parametrized: pytest runs all tests of one family before starting the next
+    family's server, so one engine is up at a time and each starts once per run.
+    """
+    family: Family = request.param
+    args = [
+        "--model",
+        str(tiny_model_dir(family)),
+        "--served-model-name",
+        "tiny",
+        "--family",
+        family.value,
+        *to_flags(FAMILY_BUDGETS[family]),
+        "--decode-workers",
+        "1",
+        *ENGINE_PASSTHROUGH,
+    ]
+    proc = ServerProcess(args, tmp_path_factory.mktemp(family.value) / "server.log").start()
+    try:
+        yield family, proc
+    finally:
+        assert proc.stop() in STOPPED_CLEANLY, proc.tail()

@@ -2,14 +2,12 @@
 engine's count (whole clips, time windows, clamped frame counts), the dry run predicts the prompt
 the completion then has, and structured output constrains the text.
 
-One module-scoped server per family (tiny checkpoints, CPU), started one at a time.
+The servers are conftest's ``family_server`` (tiny checkpoints, CPU), one family at a time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,55 +15,17 @@ import openai
 import pytest
 
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
-from videomodel_server.budget import Family, VideoBudget
+from videomodel_server.budget import Family
 
 from .conftest import data_url
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
-from .test_engine_qwen2_vl import budget_flags
+from .engine_harness import ServerProcess
 
 pytestmark = pytest.mark.engine
 
 
-def _budget(factor: int) -> VideoBudget:
-    return VideoBudget(
-        max_seconds=12,
-        fps=2,
-        max_frames=12,
-        min_pixels=4 * factor * factor,
-        max_pixels=48 * factor * factor,
-        max_prompt_tokens=128,
-        max_output_tokens=32,
-    )
-
-
-BUDGETS = {Family.QWEN2_VL: _budget(28), Family.QWEN2_5_VL: _budget(28), Family.QWEN3_VL: _budget(32)}
 SHORT = VideoSpec(width=320, height=240, fps=10, seconds=5.0)
 LONG = VideoSpec(width=320, height=240, fps=10, seconds=12.0)
 PROMPT = "Describe the video."
-
-
-@pytest.fixture(scope="module", params=list(BUDGETS), ids=lambda f: f.value)
-def family_server(
-    request: pytest.FixtureRequest, tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Family, ServerProcess]]:
-    family: Family = request.param
-    args = [
-        "--model",
-        str(tiny_model_dir(family)),
-        "--served-model-name",
-        "tiny",
-        "--family",
-        family.value,
-        *budget_flags(BUDGETS[family]),
-        "--decode-workers",
-        "1",
-        *ENGINE_PASSTHROUGH,
-    ]
-    proc = ServerProcess(args, tmp_path_factory.mktemp(family.value) / "server.log").start()
-    try:
-        yield family, proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 def _client(proc: ServerProcess) -> openai.OpenAI:

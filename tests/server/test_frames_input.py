@@ -26,7 +26,7 @@ from PIL import Image
 
 from videomodel_devtools.synthetic_videos import frame_index_of, frame_pixels
 from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS, FAMILIES, Family, VideoBudget, smart_resize, video_tokens
+from videomodel_server.budget import BUILTIN_MODELS, FAMILIES, Family, smart_resize, video_tokens
 from videomodel_server.media import MediaLimits, SamplingBudget
 from videomodel_server.media.errors import FramesOverBudget, InvalidFrames
 from videomodel_server.media.frames import FramesMeta, is_frame_sequence, plan_frames
@@ -34,10 +34,10 @@ from videomodel_server.media_adapter import build_loader
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import build_state, resolve
 
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
+from .conftest import FAMILY_BUDGETS
+from .engine_harness import ServerProcess
 from .fakes import FakeEngine
 from .harness import ThreadedServer
-from .test_engine_qwen2_vl import budget_flags
 
 QWEN2 = FAMILIES[Family.QWEN2_VL]
 IO = "media_io_kwargs.video"
@@ -312,53 +312,14 @@ def test_hostile_sequences_are_400_naming_the_field(
 # -- the real engine: the engine's count equals the budget's price, every family -----------------------
 
 
-def _budget(factor: int) -> VideoBudget:
-    return VideoBudget(
-        max_seconds=12,
-        fps=2,
-        max_frames=12,
-        min_pixels=4 * factor * factor,
-        max_pixels=48 * factor * factor,
-        max_prompt_tokens=128,
-        max_output_tokens=32,
-    )
-
-
-ENGINE_BUDGETS = {Family.QWEN2_VL: _budget(28), Family.QWEN2_5_VL: _budget(28), Family.QWEN3_VL: _budget(32)}
-
-
-@pytest.fixture(scope="module", params=list(ENGINE_BUDGETS), ids=lambda f: f.value)
-def engine_server(
-    request: pytest.FixtureRequest, tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Family, ServerProcess]]:
-    family: Family = request.param
-    args = [
-        "--model",
-        str(tiny_model_dir(family)),
-        "--served-model-name",
-        "tiny",
-        "--family",
-        family.value,
-        *budget_flags(ENGINE_BUDGETS[family]),
-        "--decode-workers",
-        "1",
-        *ENGINE_PASSTHROUGH,
-    ]
-    proc = ServerProcess(args, tmp_path_factory.mktemp(family.value) / "server.log").start()
-    try:
-        yield family, proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
-
-
 @pytest.mark.engine
 @pytest.mark.parametrize(("count", "indices"), [(8, [0, 40, 80, 120, 160, 200, 240, 280]), (5, [3, 70, 140, 200, 290])])
 def test_engine_count_equals_the_budget_price(
-    engine_server: tuple[Family, ServerProcess], count: int, indices: list[int]
+    family_server: tuple[Family, ServerProcess], count: int, indices: list[int]
 ) -> None:
     """Frames from a 10 s 30 fps source (Qwen3-VL labels read 9.3 s, not 3.5 s): the engine's prompt
     tokens for the video are the budget module's price of that frame count, geometry and timestamps."""
-    family, proc = engine_server
+    family, proc = family_server
     client = openai.OpenAI(base_url=proc.url + "/v1", api_key="unused", max_retries=0, timeout=120)
     url = frames_url([jpeg(i, 320, 240) for i in indices])
     messages: Any = [
@@ -376,7 +337,7 @@ def test_engine_count_equals_the_budget_price(
     times = [i / 30 for i in indices] + ([indices[-1] / 30] if count % 2 else [])
     assert video["timestamps"] == pytest.approx(times, abs=1e-4)
     geometry = FAMILIES[family]
-    budget = ENGINE_BUDGETS[family]
+    budget = FAMILY_BUDGETS[family]
     assert budget.min_pixels is not None and budget.max_pixels is not None
     height, width = smart_resize(240, 320, geometry.factor, budget.min_pixels, budget.max_pixels)
     assert (video["height"], video["width"]) == (height, width)

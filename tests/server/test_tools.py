@@ -199,7 +199,11 @@ def test_a_forced_call_comes_back_as_tool_calls(forced: tuple[ThreadedServer, To
 
 
 def _tool_calls_counted(server: ThreadedServer) -> float:
-    (line,) = [ln for ln in httpx.get(server.url + "/metrics").text.splitlines() if ln.startswith("videomodel_tool_calls_total ")]
+    (line,) = [
+        ln
+        for ln in httpx.get(server.url + "/metrics").text.splitlines()
+        if ln.startswith("videomodel_tool_calls_total ")
+    ]
     return float(line.split()[-1])
 
 

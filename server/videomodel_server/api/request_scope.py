@@ -96,6 +96,7 @@ class RequestScope:
     def _stop(self, retry_after: int) -> None:
         """The server is stopping: end the stage under way now (its deadline, moved to now)."""
         self._stopped_retry_after = retry_after
+        self.trace.stopped_at_shutdown = True
         now = asyncio.get_running_loop().time()
         for timeout in self._timeouts:
             timeout.reschedule(now)
