@@ -391,8 +391,16 @@ async def overload(server: Server, media: CountingMediaServer, clip: Path, capac
         "accepted_gets": sum(media.served(r.url)[0] for r in accepted),
         "videos_decoded": decoded,
         "reject_ms": [round(1000 * r.latency_s, 2) for r in rejected],
+        "reject_ms_by_wave": [
+            [
+                round(1000 * r.latency_s, 2)
+                for r in results[w * 4 * capacity : (w + 1) * 4 * capacity]
+                if r.status == 503
+            ]
+            for w in range(waves)
+        ],
     }
-    print(f"  overload: { {k: v for k, v in out.items() if k != 'reject_ms'} }", flush=True)
+    print(f"  overload: { {k: v for k, v in out.items() if not k.startswith('reject_ms')} }", flush=True)
     return out
 
 
@@ -514,7 +522,8 @@ def table(report: dict[str, Any]) -> str:
         names = list(stages[0]["stages_mean_s"])
         lines += [
             "",
-            "This server's stages (its `videomodel_stage_seconds`, mean per request at each level):",
+            "This server's stages (its `videomodel_stage_seconds`, mean per request at each level; ttft and "
+            "total count from the request's arrival, so they include the stages before them):",
             "",
             "| concurrency | " + " | ".join(names) + " |",
             "|" + "---|" * (len(names) + 1),
@@ -558,6 +567,15 @@ def table(report: dict[str, Any]) -> str:
             f"| {o['reject_p99_ms']:.1f} ms | {o['reject_max_ms']:.1f} ms | {o['rejected_gets']} / "
             f"{o['rejected_bytes']} | {o['accepted_gets']} | {o['videos_decoded']:.0f} |",
         ]
+        waves = [w for w in o.get("reject_ms_by_wave", []) if w]
+        if len(waves) > 1:
+            later = [ms for w in waves[1:] for ms in w]
+            lines += [
+                "",
+                "By wave: the first (the client opening new connections) "
+                f"{min(waves[0]):.1f}-{max(waves[0]):.1f} ms to a 503; the later ones (kept-alive connections) "
+                f"{min(later):.1f}-{max(later):.1f} ms.",
+            ]
     if report["repeated"]:
         lines += [
             "",
