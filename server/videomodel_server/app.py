@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
@@ -62,15 +62,22 @@ class RequestContext:
             self.state.metrics.requests.labels(path, str(status["code"])).inc()
 
 
-def create_app(state: AppState, *, start_engine: bool = True) -> FastAPI:
-    """The app for ``state``; with ``start_engine`` the lifespan loads the engine in the background."""
+def create_app(
+    state: AppState, *, start_engine: bool = True, on_engine_start_failure: Callable[[], None] | None = None
+) -> FastAPI:
+    """The app for ``state``; with ``start_engine`` the lifespan loads the engine in the background.
+
+    ``on_engine_start_failure`` runs once if the engine cannot start (the CLI stops the process
+    then, so the kubelet restarts the container at once instead of after the startup probe's
+    budget); without it ``/health`` stays 503 ``dead``.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading: asyncio.Task[None] | None = None
         await state.loader.start()
         if start_engine:
-            loading = asyncio.create_task(_start_engine(state), name="engine-start")
+            loading = asyncio.create_task(_start_engine(state, on_engine_start_failure), name="engine-start")
         try:
             yield
         finally:
@@ -101,11 +108,13 @@ def create_app(state: AppState, *, start_engine: bool = True) -> FastAPI:
     return app
 
 
-async def _start_engine(state: AppState) -> None:
+async def _start_engine(state: AppState, on_failure: Callable[[], None] | None) -> None:
     try:
         await state.engine.start()
     except asyncio.CancelledError:
         raise
     except BaseException:
-        # /health now reports the engine dead (503) and the orchestrator restarts the pod.
+        # /health now reports the engine dead (503); the CLI's hook stops the process.
         log.exception("engine failed to start", extra={"reason": "engine_start_failed"})
+        if on_failure is not None:
+            on_failure()

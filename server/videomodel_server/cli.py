@@ -260,14 +260,31 @@ def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> 
     from .wiring import build_state
 
     state = build_state(settings, resolved, loader)
-    app = create_app(state)
+    failed: list[bool] = []
+
+    def stop_on_engine_failure() -> None:
+        # vllm serve exits when its engine cannot start; so does this server, with its own status,
+        # instead of answering /health "dead" until the startup probe gives up (tens of minutes).
+        failed.append(True)
+        state.admission.stop_admitting()
+        server.should_exit = True
+
+    app = create_app(state, on_engine_start_failure=stop_on_engine_failure)
+    server = draining_server(app, settings, state.admission)
     log.info(
         "starting",
         extra={"model": settings.model_name, "host": settings.listen.host, "port": settings.listen.port},
     )
-    draining_server(app, settings, state.admission).run()
+    server.run()
+    if failed:
+        log.error("stopped: the engine could not start", extra={"reason": "engine_start_failed"})
+        return ENGINE_START_FAILED_EXIT
     log.info("stopped")
     return 0
+
+
+ENGINE_START_FAILED_EXIT = 3
+"""Exit status when the engine (or its worst-case warm-up) failed at start; 2 is a bad command line."""
 
 
 SHUTDOWN_MARGIN_SECONDS = 3.0

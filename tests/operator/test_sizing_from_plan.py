@@ -164,3 +164,20 @@ def test_the_rendered_contract_carries_the_values_and_the_server_parses_them(
     from videomodel_operator.units import parse_cpu
 
     assert parse_cpu(cpu) == sizing(cr.spec, plan).cpu_milli
+
+
+@pytest.mark.parametrize("drain_seconds", [120, 40, 5])
+def test_the_server_drains_inside_the_pods_grace_period(drain_seconds: int, tmp_path: Path) -> None:
+    """SIGTERM comes after the preStop pause; the kubelet kills ``drainSeconds`` later. The server's
+    drain plus vLLM's engine stop (ENGINE_STOP_SECONDS) must fit in that."""
+    from videomodel_operator.rendering.sizing import ENGINE_STOP_SECONDS
+
+    cr = _cr(lifecycle={"drainSeconds": drain_seconds})
+    objects = render(cr, plan_for(cr.spec))
+    settings = parse_settings(container_argv(objects, tmp_path), environ={})
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    after_sigterm = pod["terminationGracePeriodSeconds"] - cr.spec.lifecycle.pre_stop_seconds
+    assert after_sigterm == drain_seconds
+    assert settings.admission.drain_timeout == max(0, drain_seconds - ENGINE_STOP_SECONDS)
+    assert settings.admission.drain_timeout + ENGINE_STOP_SECONDS <= max(after_sigterm, ENGINE_STOP_SECONDS)

@@ -188,3 +188,28 @@ def test_engine_config_is_plain_data() -> None:
     config = EngineConfig(Path("/m"), "n", 10, {}, {})
     assert engine_argv(config)[:2] == ["--model", "/m"]
     ServerSettings.model_validate({"model": {"model": "/m"}})  # every other field has a default
+
+
+@pytest.mark.engine
+def test_an_engine_that_cannot_start_stops_the_process_with_status_3(
+    tiny_model_dir: Callable[[Family], Path], tmp_path: Path
+) -> None:
+    """vllm serve exits when its engine cannot start, and so does this server (status 3), rather
+    than answering /health "dead" until the pod's startup probe gives up. Here vLLM is given a
+    KV cache too small for one block."""
+    import subprocess
+    import sys
+    import time
+
+    from videomodel_server.cli import ENGINE_START_FAILED_EXIT
+
+    log = tmp_path / "server.log"
+    args = [sys.executable, "-m", "videomodel_server.cli", "--model", str(tiny_model_dir(Family.QWEN2_VL))]
+    args += ["--port", "0", "--decode-workers", "1", "--", "--kv-cache-memory-bytes", "1", "--enforce-eager"]
+    started = time.monotonic()
+    with log.open("wb") as out:
+        status = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, timeout=600).returncode
+    text = log.read_text(errors="replace")
+    assert status == ENGINE_START_FAILED_EXIT, text[-3000:]
+    assert "engine_start_failed" in text and "stopped: the engine could not start" in text
+    print(f"engine start failure: exit {status} after {time.monotonic() - started:.1f} s")

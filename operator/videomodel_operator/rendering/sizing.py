@@ -93,6 +93,11 @@ def reserved_cpu_milli(spec: VideoModelSpec) -> int:
     return BASE_CPU_MILLI + (spec.tensor_parallel_size - 1) * TP_WORKER_CPU_MILLI
 
 
+ENGINE_STOP_SECONDS = 15
+"""Measured: vLLM's engine stops 10-12 s after the server's drain ends (it waits 5 s for the
+EngineCore process, then kills it); the rest is margin."""
+
+
 def admission_settings(spec: VideoModelSpec, plan: Plan) -> AdmissionSettings:
     """The server's admission settings for this CR: derived where ``spec.admission`` leaves them unset.
 
@@ -105,6 +110,10 @@ def admission_settings(spec: VideoModelSpec, plan: Plan) -> AdmissionSettings:
       one worker per such video (at most :data:`MAX_DERIVED_DECODE_WORKERS`), for which
       :func:`sizing` then requests a core each. An explicit ``decodeWorkers`` or ``decodeThreads``
       is taken as is.
+
+    - ``drain_timeout``: ``lifecycle.drainSeconds`` less :data:`ENGINE_STOP_SECONDS`. The kubelet
+      sends SIGTERM after the preStop pause and kills the pod ``drainSeconds`` later; the server
+      must finish its streams *and* stop the engine inside that.
 
     Every other field is the server's default (:class:`AdmissionSettings`).
     """
@@ -125,7 +134,13 @@ def admission_settings(spec: VideoModelSpec, plan: Plan) -> AdmissionSettings:
     workers, threads = decode_pool(decode_milli, parallel_decodes, workers=cr.decode_workers)
     if cr.decode_threads is not None:
         threads = cr.decode_threads
-    return replace(AdmissionSettings(), max_concurrent_requests=cap, decode_workers=workers, decode_threads=threads)
+    return replace(
+        AdmissionSettings(),
+        max_concurrent_requests=cap,
+        decode_workers=workers,
+        decode_threads=threads,
+        drain_timeout=float(max(0, spec.lifecycle.drain_seconds - ENGINE_STOP_SECONDS)),
+    )
 
 
 def decode_cpu_milli(admission: AdmissionSettings) -> int:
