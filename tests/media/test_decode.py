@@ -285,7 +285,9 @@ def _scale_with_memory_nearly_gone(limit: int, conn: Any) -> None:
     import resource
 
     import av
-    import cv2  # noqa: F401 - imported before the limit, as the decode worker does
+    import cv2
+
+    cv2.setNumThreads(1)  # as the decode worker does, before its limit (pool._worker_main)
 
     from videomodel_server.media.decode import scale_frame
 

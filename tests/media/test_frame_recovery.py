@@ -4,19 +4,16 @@ The corrupt videos are made at test time: Motion-JPEG in Matroska, every frame d
 index, with chosen packets replaced by bytes FFmpeg refuses (``InvalidDataError``), so exactly
 those frames fail to decode, deterministically. Three levels: the pure selector; the decode pool
 (strict by default: the frame before a lost target; with recovery: the next good frame before the
-next target, reported); and a real server on the fake engine (server default and per-request
-override, the receipt and the metric).
+next target, reported). The real server on the fake engine (server default and per-request
+override, the receipt and the metric) is ``tests/server/test_frame_recovery_server.py``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from videomodel_devtools.synthetic_videos import frame_index_of, frame_pixels
@@ -101,7 +98,11 @@ BUDGET = SamplingBudget(fps=2.0, max_frames=64, min_pixels=128 * 28 * 28, max_pi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("recovery")
+    return make_clips(tmp_path_factory.mktemp("recovery"))
+
+
+def make_clips(root: Path) -> Path:
+    """The corrupt clips of these tests (and of ``tests/server/test_frame_recovery_server.py``)."""
     corrupt_mjpeg(root / "two-lost.mkv", 20, {6, 7, 13})  # 2 s: targets 0, 6, 13, 19
     corrupt_mjpeg(root / "many-lost.mkv", 200, set(range(3, 200, 5)))  # 20 s, 40 packets lost
     corrupt_mjpeg(root / "clean.mkv", 20, set())
@@ -168,70 +169,6 @@ async def test_the_cache_does_not_mix_settings(clips: Path) -> None:
         recovering = await load_video(url, limits, BUDGET, pool, frame_recovery=True)
         assert again.stats.cache_hit and first.recovered_frames == () == again.recovered_frames
         assert recovering.recovered_frames == (1, 2)
-
-
-# -- a real server (fake engine): setting, override, receipt, metric ---------------------------------------
-
-
-def _server(root: Path, *, default: bool) -> Any:
-    from tests.server.fakes import FakeEngine
-    from tests.server.test_frames_input import fake_engine_server, settings_for
-
-    settings = settings_for(
-        budget={"max_seconds": 20, "fps": 2, "max_frames": 16},
-        admission={"decode_workers": 1, "decode_cache_bytes": 0},
-        media={"allowed_local_media_path": root, "frame_recovery": default},
-    )
-    return fake_engine_server(settings, FakeEngine(words=("ok",)))
-
-
-@pytest.fixture(scope="module")
-def strict_server(clips: Path) -> Iterator[Any]:
-    with _server(clips, default=False) as server:
-        yield server
-
-
-def _ask(server: Any, url: str, **video: Any) -> httpx.Response:
-    part = {"type": "video_url", "video_url": {"url": url}}
-    body: dict[str, Any] = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "?"}]}]}
-    if video:
-        body["media_io_kwargs"] = {"video": video}
-    return httpx.post(server.url + "/v1/chat/completions", content=json.dumps(body).encode(), timeout=60)
-
-
-def _recovered_metric(server: Any) -> float:
-    for line in httpx.get(server.url + "/metrics").text.splitlines():
-        if line.startswith("videomodel_recovered_frames_total "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def test_server_default_is_strict_and_a_request_may_ask(strict_server: Any, clips: Path) -> None:
-    url = (clips / "two-lost.mkv").as_uri()
-    resp = _ask(strict_server, url)
-    assert resp.status_code == 200, resp.text
-    (video,) = resp.json()["videomodel"]["media"]
-    assert video["frame_recovery"] is False and "recovered_frames" not in video
-    assert video["timestamps"] == [0.0, 0.5, 1.2, 1.9]
-    before = _recovered_metric(strict_server)
-    resp = _ask(strict_server, url, frame_recovery=True)
-    assert resp.status_code == 200, resp.text
-    (video,) = resp.json()["videomodel"]["media"]
-    assert video["frame_recovery"] is True and video["recovered_frames"] == [1, 2]
-    assert video["timestamps"] == [0.0, 0.8, 1.4, 1.9]
-    assert _recovered_metric(strict_server) == before + 2
-
-
-def test_server_flag_turns_it_on_and_a_request_may_turn_it_off(clips: Path) -> None:
-    """16 targets 0.66 s apart (no seeking): every packet is walked, 40 of 100 fail to decode."""
-    url = (clips / "dense-lost.mkv").as_uri()
-    with _server(clips, default=True) as server:
-        resp = _ask(server, url)
-        assert resp.status_code == 200, resp.text
-        (video,) = resp.json()["videomodel"]["media"]
-        assert video["frame_recovery"] is True and video["recovered_frames"]
-        refused = _ask(server, url, frame_recovery=False)
-        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_video"
 
 
 def test_the_flag_exists() -> None:

@@ -68,6 +68,11 @@ class DecodedFrames:
     recovery filled with the next good frame (empty with recovery off)."""
 
 
+EAGAIN_IS_MEMORY = "FFmpeg answered EAGAIN: an allocation failed under the worker's memory limit"
+"""Reading a file we never do non-blocking I/O, and PyAV retries the decoder's own EAGAIN: one that
+reaches us is an allocation failure (measured: swscale and the decoders near RLIMIT_DATA)."""
+
+
 def decode_frames(
     file: IO[bytes],
     plan: SamplingPlan,
@@ -138,6 +143,8 @@ def decode_frames(
                         decoded = packet.decode()
                     except MemoryError:
                         raise  # out of memory is the worker's limit (DecodeMemory), not corruption
+                    except av.error.BlockingIOError as exc:
+                        raise MemoryError(EAGAIN_IS_MEMORY) from exc
                     except av.error.FFmpegError:
                         errors += 1
                         if errors > MAX_CORRUPT_PACKETS and (not plan.frame_recovery or 2 * errors > walked):
@@ -151,6 +158,8 @@ def decode_frames(
                         break
             except MemoryError:
                 raise
+            except av.error.BlockingIOError as exc:
+                raise MemoryError(EAGAIN_IS_MEMORY) from exc
             except av.error.FFmpegError:
                 break  # the demuxer cannot go on: treat as the end of the stream (checked below)
             if selector.seek_to is None or tb is None:
@@ -170,6 +179,8 @@ def decode_frames(
                 keep(selector.offer(frame, time_of(frame), draining=True))
         except MemoryError:
             raise
+        except av.error.BlockingIOError as exc:
+            raise MemoryError(EAGAIN_IS_MEMORY) from exc
         except av.error.FFmpegError:
             pass
         keep(selector.finish())
@@ -213,12 +224,17 @@ def resize_rgb(
         return into
     shrink = min(src_w / width, src_h / height)
     interpolation = cv2.INTER_AREA if shrink >= 2 else cv2.INTER_CUBIC
-    if into is None:
-        resized: npt.NDArray[np.uint8] = np.asarray(
-            cv2.resize(rgb, (width, height), interpolation=interpolation), dtype=np.uint8
-        )
-        return resized
-    cv2.resize(rgb, (width, height), dst=into, interpolation=interpolation)
+    try:
+        if into is None:
+            resized: npt.NDArray[np.uint8] = np.asarray(
+                cv2.resize(rgb, (width, height), interpolation=interpolation), dtype=np.uint8
+            )
+            return resized
+        cv2.resize(rgb, (width, height), dst=into, interpolation=interpolation)
+    except cv2.error as exc:
+        if getattr(exc, "code", None) == cv2.Error.StsNoMem:  # OpenCV's own "Insufficient memory"
+            raise MemoryError("OpenCV could not allocate") from exc
+        raise
     return into
 
 
@@ -235,7 +251,7 @@ def _converted(frame: VideoFrame, **scale: Any) -> npt.NDArray[Any]:
     try:
         rgb: npt.NDArray[Any] = frame.to_ndarray(format="rgb24", **scale)
     except av.error.BlockingIOError as exc:
-        raise MemoryError("swscale could not allocate (EAGAIN)") from exc
+        raise MemoryError(EAGAIN_IS_MEMORY) from exc
     return rgb
 
 
