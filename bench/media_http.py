@@ -4,6 +4,8 @@ Routes are ``/<alias>/<file name>``: any alias serves the file of that name from
 so one set of bytes can sit under as many distinct URLs as a bench needs (a rejected request
 gets a URL nothing else uses, and its count must stay zero). GET (with a single ``Range``) and
 HEAD are answered; each GET adds one request and the bytes written to that path's counters.
+Like nginx, files carry a strong ``ETag`` (modification time and size) and a GET whose
+``If-None-Match`` names it is answered ``304 Not Modified`` with no body (counted apart).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class CountingMediaServer:
         self.lock = threading.Lock()
         self.requests: dict[str, int] = defaultdict(int)
         self.bytes: dict[str, int] = defaultdict(int)
+        self.not_modified: dict[str, int] = defaultdict(int)
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -58,6 +61,15 @@ class CountingMediaServer:
                 if path is None:
                     self.send_error(404)
                     return
+                info = path.stat()
+                etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
+                if self.headers.get("If-None-Match") == etag and not self.headers.get("Range"):
+                    with owner.lock:
+                        owner.not_modified[key] += 1
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
                 data = path.read_bytes()
                 start, end = 0, len(data)
                 match = _RANGE.match(self.headers.get("Range", "") or "")
@@ -75,6 +87,7 @@ class CountingMediaServer:
                 self.send_header("Content-Length", str(end - start))
                 self.send_header("Content-Type", "video/mp4")
                 self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", etag)
                 self.end_headers()
                 sent = 0
                 try:
@@ -109,6 +122,12 @@ class CountingMediaServer:
         path = unquote(url[len(self.base) :])
         with self.lock:
             return self.requests.get(path, 0), self.bytes.get(path, 0)
+
+    def unmodified(self, url: str) -> int:
+        """GETs of one URL answered ``304 Not Modified`` (no body sent)."""
+        path = unquote(url[len(self.base) :])
+        with self.lock:
+            return self.not_modified.get(path, 0)
 
     def __enter__(self) -> CountingMediaServer:
         self.thread.start()

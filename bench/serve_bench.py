@@ -424,10 +424,12 @@ async def repeated(
                 "later_s": lat[1:],
                 "errors": sum(r.status != 200 or r.error is not None for r in results),
                 "gets": sum(media.served(u)[0] for u in dict.fromkeys(urls)),
+                "not_modified": sum(media.unmodified(u) for u in dict.fromkeys(urls)),
+                "bytes": sum(media.served(u)[1] for u in dict.fromkeys(urls)),
             }
             later = out[kind]["later_mean_s"] or 0
             print(f"  {server.name:11s} {kind}: first {lat[0]:.2f} s, later {later:.3f} s mean, "
-                  f"{out[kind]['gets']} fetches", flush=True)  # fmt: skip
+                  f"{out[kind]['gets']} GETs, {out[kind]['not_modified']} answered 304", flush=True)  # fmt: skip
     return out
 
 
@@ -582,10 +584,12 @@ def table(report: dict[str, Any]) -> str:
             "## Repeated video (benchmark 4)",
             "",
             "One request at a time, streaming. Same URL: one clip's URL N times; same bytes: another "
-            "clip under N different URLs. Fetches: GETs the bench's media server answered.",
+            "clip under N different URLs. GETs: requests the bench's media server answered (it sends a "
+            "strong ETag, as nginx and object stores do); 304: those answered Not Modified, with no body.",
             "",
-            "| server | case | first request | later ones (mean) | later / first | fetches | errors |",
-            "|" + "---|" * 7,
+            "| server | case | first request | later ones (mean) | later / first | GETs | of them 304 | MB sent "
+            "| errors |",
+            "|" + "---|" * 9,
         ]
         for r in report["repeated"]:
             for kind in ("same URL", "same bytes, new URLs"):
@@ -594,7 +598,8 @@ def table(report: dict[str, Any]) -> str:
                 ratio = k["later_mean_s"] / k["first_s"] if k["later_mean_s"] and k["first_s"] else None
                 lines.append(
                     f"| {r['server']} | {kind} (x{n}) | {k['first_s']:.3f} s | {_f(k['later_mean_s'], '.3f')} s "
-                    f"| {_f(ratio)} | {k['gets']} | {k['errors']} |"
+                    f"| {_f(ratio)} | {k['gets']} | {k.get('not_modified', '-')} "
+                    f"| {_f(k['bytes'] / 1e6 if 'bytes' in k else None)} | {k['errors']} |"
                 )
     return "\n".join([*lines, ""])
 

@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 from .jobs import MediaRef
 
+CacheSource = Literal["uuid", "revalidated", "content", "miss"]
+"""Where a video's frames came from (see :attr:`SamplingReceipt.cache`)."""
+
 
 @dataclass(frozen=True)
 class SamplingReceipt:
@@ -43,9 +46,10 @@ class SamplingReceipt:
     """Whether frame recovery was on for this video (None: not applicable, e.g. a frame sequence)."""
     recovered_frames: tuple[int, ...] = ()
     """Positions of the frames that frame recovery filled with the next good frame."""
-    cache: Literal["uuid", "content", "miss"] | None = None
-    """Where the frames came from: ``"uuid"`` (the client's id, nothing fetched), ``"content"``
-    (fetched; the same bytes were decoded before), ``"miss"`` (decoded now), None (cache off)."""
+    cache: CacheSource | None = None
+    """Where the frames came from: ``"uuid"`` (the client's id, nothing fetched), ``"revalidated"``
+    (the URL's origin answered 304 Not Modified: nothing downloaded), ``"content"`` (fetched; the
+    same bytes were decoded before), ``"miss"`` (decoded now), None (cache off)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .budget import label
 from .jobs import MediaRef, VideoOptions
-from .loading import LoadedMedia, MediaEstimate, SamplingReceipt
+from .loading import CacheSource, LoadedMedia, MediaEstimate, SamplingReceipt
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -119,7 +119,10 @@ class PipelineLoader:
             cache.bind(IdKey.of(ref.uuid, video.cache_key), video.cache_key)
         receipt, notes = self._receipt(ref, video.probe, video.plan, video.timestamps)
         hit = video.stats.cache_hit
-        receipt = replace(receipt, cache=None if hit is None else "content" if hit else "miss")
+        source: CacheSource | None = None
+        if hit is not None:
+            source = "revalidated" if video.stats.revalidated else "content" if hit else "miss"
+        receipt = replace(receipt, cache=source)
         receipt = replace(receipt, frame_recovery=video.plan.frame_recovery, recovered_frames=video.recovered_frames)
         return LoadedMedia(
             ref,
@@ -230,6 +233,7 @@ class PipelineLoader:
         return {
             "hit": stats.hits,
             "miss": stats.misses,
+            "revalidated": stats.revalidated,
             "uuid_hit": stats.id_hits,
             "uuid_miss": stats.id_misses,
             "eviction": stats.evictions,

@@ -99,7 +99,7 @@ class Metrics:
 
     def bind_cache(self, lookups: Callable[[], dict[str, int]]) -> None:
         """Export the decoded-video cache's own counters at scrape time (``videomodel_video_cache_total``
-        by ``result``: hit, miss, uuid_hit, uuid_miss, eviction)."""
+        by ``result``: hit, miss, revalidated, uuid_hit, uuid_miss, eviction)."""
         self.registry.register(_CacheCollector(lookups))
 
     def observe_stages(self, timings: dict[str, float]) -> None:
@@ -118,7 +118,8 @@ class _CacheCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "videomodel_video_cache",
-            "Decoded-video cache lookups by result (hit, miss, uuid_hit, uuid_miss) and evictions.",
+            "Decoded-video cache lookups by result (hit, miss, uuid_hit, uuid_miss), hits whose URL "
+            "answered 304 Not Modified (revalidated: nothing downloaded), and evictions.",
             labels=["result"],
         )
         for result, count in sorted(self._lookups().items()):

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import email.utils
 import gzip
+import hashlib
 import ipaddress
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +39,8 @@ class LoopbackServer:
     requests: list[tuple[str, str]]
     """(path, Host header) of each request served."""
     stop: threading.Event
+    answers: list[tuple[str, int, int]] = field(default_factory=list)
+    """(path, status, body bytes) of each answer of the ``/validated/`` route."""
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -72,6 +76,8 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 if name not in server.files:
                     return self._send(404, b"not found")
                 return self._send(200, server.files[name], {"Content-Type": "video/mp4"})
+            if path.startswith("/validated/"):
+                return self._validated(path, path.removeprefix("/validated/"), query)
             if path == "/redirect":
                 return self._send(int(query.get("code", ["302"])[0]), headers={"Location": query["to"][0]})
             if path.startswith("/chain/"):
@@ -144,6 +150,33 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 body = gzip.compress(b"\0" * (20 * 1024 * 1024))
                 return self._send(200, body, {"Content-Encoding": "gzip", "Content-Length": str(len(body))})
             return self._send(404, b"no route")
+
+        def _validated(self, path: str, name: str, query: dict[str, list[str]]) -> None:
+            """A file with validators, as an object store serves it: a strong ETag (the content's
+            hash; ``?weak=1``: a weak one), or with ``?lm=T`` a Last-Modified of Unix time T (``now``:
+            the Date itself) instead; ``?cc=...`` adds a Cache-Control. Conditional requests get a
+            304 when the validator still matches."""
+            if name not in server.files:
+                return self._send(404, b"not found")
+            body = server.files[name]
+            now = datetime.datetime.now(datetime.UTC)
+            headers = {"Content-Type": "video/mp4"}  # send_response adds the Date
+            if "lm" in query:
+                at = query["lm"][0]
+                modified = now if at == "now" else datetime.datetime.fromtimestamp(float(at), datetime.UTC)
+                headers["Last-Modified"] = email.utils.format_datetime(modified, usegmt=True)
+                fresh = self.headers.get("If-Modified-Since") == headers["Last-Modified"]
+            else:
+                tag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                headers["ETag"] = ("W/" if "weak" in query else "") + tag
+                fresh = self.headers.get("If-None-Match") == headers["ETag"]
+            if "cc" in query:
+                headers["Cache-Control"] = query["cc"][0]
+            if fresh:
+                server.answers.append((path, 304, 0))
+                return self._send(304, headers=headers)
+            server.answers.append((path, 200, len(body)))
+            return self._send(200, body, headers)
 
     return Handler
 

@@ -131,7 +131,10 @@ class AdmissionSettings:
     decode_workers: int = _setting(2, "Decode worker processes (each runs one video at a time).", minimum=1)
     decode_timeout: float = _setting(60.0, "Longest one video may spend in a decode worker.", unit="s", minimum=0.001)
     decode_threads: int = _setting(
-        0, "FFmpeg threads per decode worker; 0: one per usable CPU (at most 16).", minimum=0
+        0,
+        "CPU threads of a lone decode (FFmpeg's and the resizer's), shared by the decodes running at once; "
+        "0: one per usable CPU (at most 16).",
+        minimum=0,
     )
     decode_cache_bytes: int = _setting(
         1024**3, "Decoded videos kept in host memory for repeated requests; 0 disables.", unit="bytes", minimum=0

@@ -2,8 +2,14 @@
 
 Why: a client that sends the same video again (a follow-up question, a retry, several users on
 one clip) would otherwise pay the probe and the whole decode again (issue 10: "a repeated video
-costs no second decode"). The fetch still happens: the key is the SHA-256 of the bytes, so a
-URL whose content changed is a miss, and the same bytes under two URLs (or a data URL) hit.
+costs no second fetch or decode"). The key is the SHA-256 of the bytes, so a URL whose content
+changed is a miss, and the same bytes under two URLs (or a data URL) hit.
+
+Repeated URLs skip the download too: an http(s) response's strong validators (:mod:`.validators`)
+are remembered with its content hash (:meth:`VideoCache.remember_url`, at most ``max_ids`` URLs,
+least recently used dropped first). The next fetch of that URL, while the frames are cached, is a
+conditional GET, and a ``304`` serves the frames under the remembered hash with nothing
+downloaded (``stats.revalidated``). A ``200`` replaces what was remembered.
 
 The key also holds the clamped :class:`~.limits.SamplingBudget` and the requested frame count:
 those, with the bytes, determine the probe, the plan (targets, geometry) and so the frames.
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
     from .limits import SamplingBudget
     from .probe import ProbeResult
     from .sampling import SamplingPlan
+    from .validators import Validators
 
 CHUNK = 1 << 22
 
@@ -117,6 +124,10 @@ class CacheStats:
     id_hits: int = 0
     id_misses: int = 0
     ids: int = 0
+    revalidated: int = 0
+    """Hits on a URL whose origin answered ``304 Not Modified`` (nothing downloaded)."""
+    urls: int = 0
+    """URLs whose validators are remembered."""
 
 
 class VideoCache:
@@ -134,10 +145,15 @@ class VideoCache:
         self.stats = CacheStats()
         self._entries: OrderedDict[CacheKey, CachedVideo] = OrderedDict()
         self._ids: OrderedDict[IdKey, CacheKey] = OrderedDict()
+        self._urls: OrderedDict[str, tuple[Validators, str]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return self.max_bytes > 0
+
+    def peek(self, key: CacheKey) -> CachedVideo | None:
+        """The entry for ``key``, or None, without counting a hit or a miss or reordering."""
+        return self._entries.get(key)
 
     def get(self, key: CacheKey) -> CachedVideo | None:
         """The cached video for ``key`` (now the most recently used), or None; counts hit/miss."""
@@ -197,9 +213,38 @@ class VideoCache:
         self.stats.id_hits += 1
         return content, entry
 
+    def remember_url(self, url: str, validators: Validators | None, digest: str) -> None:
+        """Remember that ``url`` answered with ``validators`` and bytes hashing to ``digest``
+        (None: it gave no strong validator, so anything remembered for it is dropped)."""
+        self._urls.pop(url, None)
+        if validators is not None and self.enabled:
+            self._urls[url] = (validators, digest)
+            while len(self._urls) > self.max_ids:
+                self._urls.popitem(last=False)
+        self.stats.urls = len(self._urls)
+
+    def url_validators(self, url: str) -> tuple[Validators, str] | None:
+        """The validators and content hash remembered for ``url``, or None."""
+        found = self._urls.get(url)
+        if found is not None:
+            self._urls.move_to_end(url)
+        return found
+
+    def revalidated(self, key: CacheKey) -> CachedVideo | None:
+        """The entry for ``key`` after its URL answered 304 (counted as a hit and a revalidation),
+        or None if it was evicted meanwhile (the caller fetches the bytes)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.stats.hits += 1
+            self.stats.revalidated += 1
+        return entry
+
     def clear(self) -> None:
         self._entries.clear()
         self._ids.clear()
+        self._urls.clear()
+        self.stats.urls = 0
         self.stats.ids = 0
         self.stats.bytes = 0
         self.stats.entries = 0

@@ -21,6 +21,10 @@ Why this shape (SECURITY.md items 1-4):
   filesystem) that is not on /proc, /sys or /dev.
 
 Environment proxies are ignored (``trust_env=False``): a proxy would do its own DNS.
+Conditional GETs: given :class:`~.validators.Validators` (those of an earlier response of the same
+URL, whose frames are cached), every hop carries ``If-None-Match``/``If-Modified-Since``; a
+``304`` then comes back as :attr:`FetchedMedia.not_modified` with no bytes. A ``200`` reports its
+own strong validators (:attr:`FetchedMedia.validators`) for next time.
 The result is an open file descriptor (:class:`FetchedMedia`): downloads and data URLs land in
 an anonymous temporary file, local files are the opened file itself. The decode pool passes
 the descriptor to its worker, so no path is ever reopened.
@@ -61,6 +65,7 @@ from .errors import (
 )
 from .limits import MediaLimits
 from .urls import DataTarget, FileTarget, HttpTarget, MediaKind, byte_setting, classify_url, resolve_redirect
+from .validators import Validators, validators_of
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """``(host, port) -> addresses``. The default asks the system (getaddrinfo) once."""
@@ -90,6 +95,10 @@ class FetchedMedia:
     size: int
     source: Literal["http", "data", "file"]
     media_type: str | None = None
+    validators: Validators | None = None
+    """The response's strong validators (http only; None when it had none)."""
+    not_modified: bool = False
+    """The origin answered ``304`` to a conditional fetch: no bytes (``fd`` is -1)."""
 
     def read_all(self) -> bytes:
         """All bytes (for images; videos go to the decode pool by descriptor)."""
@@ -115,8 +124,12 @@ class Fetcher:
         self._resolver = resolver
         self._ssl_context = ssl_context or httpx.create_ssl_context()
 
-    async def fetch(self, url: str, limits: MediaLimits, kind: MediaKind = "video") -> FetchedMedia:
-        """Fetch ``url`` within ``limits``; raises :class:`MediaError` (never echoing the URL)."""
+    async def fetch(
+        self, url: str, limits: MediaLimits, kind: MediaKind = "video", *, validators: Validators | None = None
+    ) -> FetchedMedia:
+        """Fetch ``url`` within ``limits``; raises :class:`MediaError` (never echoing the URL).
+
+        ``validators``: make an http(s) fetch conditional (see the module docstring)."""
         target = classify_url(url, limits, kind)
         cap = limits.max_video_bytes if kind == "video" else limits.max_image_bytes
         if isinstance(target, DataTarget):
@@ -125,13 +138,15 @@ class Fetcher:
             return await asyncio.to_thread(_open_local, target, limits, cap, kind)
         try:
             async with asyncio.timeout(limits.fetch_timeout_seconds):
-                return await self._fetch_http(target, limits, cap, kind)
+                return await self._fetch_http(target, limits, cap, kind, validators)
         except TimeoutError:
             raise FetchTimeout(
                 f"fetching the {kind} took longer than {limits.fetch_timeout_seconds:g} s (fetch_timeout_seconds)"
             ) from None
 
-    async def _fetch_http(self, target: HttpTarget, limits: MediaLimits, cap: int, kind: MediaKind) -> FetchedMedia:
+    async def _fetch_http(
+        self, target: HttpTarget, limits: MediaLimits, cap: int, kind: MediaKind, validators: Validators | None
+    ) -> FetchedMedia:
         pins: dict[tuple[str, int], str] = {}
         timeout = httpx.Timeout(
             connect=limits.connect_timeout_seconds,
@@ -141,6 +156,8 @@ class Fetcher:
         )
         transport = _PinnedTransport(pins, self._ssl_context)
         headers = {"User-Agent": limits.user_agent, "Accept-Encoding": "identity", "Accept": f"{kind}/*, */*;q=0.5"}
+        if validators is not None:
+            headers.update(validators.conditional_headers())
         async with httpx.AsyncClient(
             transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, headers=headers
         ) as client:
@@ -159,6 +176,8 @@ class Fetcher:
                     if response.status_code in REDIRECT_STATUSES:
                         target = resolve_redirect(target, response.headers.get("location", ""), limits, kind)
                         continue
+                    if response.status_code == 304 and validators is not None:
+                        return FetchedMedia(fd=-1, size=0, source="http", not_modified=True)
                     if response.status_code != 200:
                         raise FetchFailed(f"the {kind} host answered HTTP {response.status_code}")
                     return await _stream_body(response, cap, kind, limits)
@@ -221,7 +240,9 @@ async def _stream_body(response: httpx.Response, cap: int, kind: MediaKind, limi
         file.flush()
         fd = os.dup(file.fileno())
     media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower() or None
-    return FetchedMedia(fd=fd, size=size, source="http", media_type=media_type)
+    return FetchedMedia(
+        fd=fd, size=size, source="http", media_type=media_type, validators=validators_of(response.headers)
+    )
 
 
 async def _fetch_data(target: DataTarget, cap: int, kind: MediaKind) -> FetchedMedia:

@@ -80,9 +80,9 @@ class MediaLimits:
     decode_memory_bytes: int = 3 * GiB
     """Private writable memory limit (RLIMIT_DATA) of each worker process."""
     decode_threads: int = 0
-    """FFmpeg threads per decoding worker; 0: one per CPU this process may use. Frame threads
-    let one request use every core; with all workers busy the cores are shared (measured in
-    ``make bench``: a single thread left a 60 s clip on one of two cores)."""
+    """CPU threads of a lone decode (one resizes, the rest run FFmpeg); decodes running at once
+    divide them (a lone request decodes on every core; busy workers share the cores instead of
+    each starting a thread per core). 0: one per CPU this process may use."""
     decode_cache_bytes: int = 1 * GiB
     """Decoded videos kept for reuse (content hash + sampling plan; LRU); 0 disables the cache."""
     frame_recovery: bool = False

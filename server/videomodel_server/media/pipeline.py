@@ -28,7 +28,9 @@ limit.
 Repeated videos: with ``pool.cache`` on (``MediaLimits.decode_cache_bytes``, via
 ``DecodePool.from_limits``), the fetched bytes are hashed and a video already decoded under the
 same budget is returned without probing or decoding (``stats.cache_hit``); its frames are then
-shared and read-only.
+shared and read-only. An http(s) URL fetched before with a strong validator, whose frames are
+still cached, is fetched conditionally: on ``304 Not Modified`` nothing is downloaded either
+(``stats.revalidated``; see :mod:`.validators`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class StageTimings:
     """Hashing the fetched bytes for the cache key (0 with the cache off)."""
     cache_hit: bool | None = None
     """True: served from the cache; False: decoded (a miss); None: the cache is off."""
+    revalidated: bool = False
+    """The URL's origin answered ``304 Not Modified``: the cached frames were served, no bytes
+    downloaded (``fetch_s`` is the round trip)."""
 
 
 @dataclass(frozen=True)
@@ -125,19 +130,36 @@ async def load_video(
     fetcher = fetcher or Fetcher()
     clamp = apply_overrides(budget, overrides)
     cache = pool.cache
+
+    def key_of(digest: str) -> CacheKey:
+        return CacheKey(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
+
+    def usable(video: CachedVideo | None) -> CachedVideo | None:
+        # Decoded under the other frame-recovery setting: decode again.
+        return video if video is not None and video.plan.frame_recovery == frame_recovery else None
+
     started = time.perf_counter()
-    media: FetchedMedia = await fetcher.fetch(url, limits, "video")
+    key: CacheKey | None = None
+    video: CachedVideo | None = None
+    known = cache.url_validators(url) if cache.enabled else None
+    if known is not None and usable(cache.peek(key_of(known[1]))) is not None:
+        media: FetchedMedia = await fetcher.fetch(url, limits, "video", validators=known[0])
+        if media.not_modified:
+            key = key_of(known[1])
+            video = usable(cache.revalidated(key))
+            if video is None:  # evicted while the request was out: fetch the bytes after all
+                media = await fetcher.fetch(url, limits, "video")
+    else:
+        media = await fetcher.fetch(url, limits, "video")
     with media:
         fetched = time.perf_counter()
-        key: CacheKey | None = None
-        video: CachedVideo | None = None
-        if cache.enabled:
+        if cache.enabled and video is None:
             loop = asyncio.get_running_loop()
             digest = await loop.run_in_executor(None, content_digest, media.fd, media.size)
-            key = CacheKey(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
-            video = cache.get(key)
-            if video is not None and video.plan.frame_recovery != frame_recovery:
-                video = None  # decoded under the other frame-recovery setting: decode again
+            key = key_of(digest)
+            video = usable(cache.get(key))
+            if media.source == "http":
+                cache.remember_url(url, media.validators, digest)
         hashed = time.perf_counter()
         cached = video is not None
         if video is None:
@@ -177,6 +199,7 @@ async def load_video(
             decode_s=done - probed,
             hash_s=hashed - fetched,
             cache_hit=cached if cache.enabled else None,
+            revalidated=media.not_modified and cached,
         ),
         clamped=clamp.clamped,
         probe=video.probe,

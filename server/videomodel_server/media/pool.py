@@ -47,12 +47,12 @@ WORKER_START_TIMEOUT = 60.0
 """Seconds a fresh worker may take to import its libraries and report ready."""
 
 MAX_AUTO_THREADS = 16
-"""``threads=0`` gives each worker one FFmpeg thread per usable CPU, up to this (FFmpeg's own cap)."""
+"""``threads=0`` gives a lone decode one thread per usable CPU, up to this (FFmpeg's own cap)."""
 
 JobKind = Literal["probe", "decode", "image", "frames"]
 
 
-def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> None:
+def _worker_main(conn: Connection, memory_bytes: int | None) -> None:
     """Worker process loop: receive a job and a file descriptor, answer ("ok"|"err", value)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     with contextlib.suppress(ValueError, OSError):
@@ -102,7 +102,8 @@ def _worker_main(conn: Connection, memory_bytes: int | None, threads: int) -> No
                 elif kind == "frames":
                     result = decode_jpeg_frames(file, payload)
                 else:
-                    result = _decode_shared(file, payload, threads, recv_handle(conn))
+                    plan, job_threads = payload
+                    result = _decode_shared(file, plan, job_threads, recv_handle(conn))
             reply: tuple[str, Any] = ("ok", result)
         except MediaError as exc:
             reply = ("err", exc)
@@ -190,11 +191,11 @@ def shared_frames(plan: SamplingPlan) -> tuple[int, np.ndarray[Any, np.dtype[np.
 
 
 class _Worker:
-    def __init__(self, ctx: Any, memory_bytes: int | None, threads: int) -> None:
+    def __init__(self, ctx: Any, memory_bytes: int | None) -> None:
         parent, child = multiprocessing.Pipe(duplex=True)
         self.conn: Connection = parent
         self.process: BaseProcess = ctx.Process(
-            target=_worker_main, args=(child, memory_bytes, threads), daemon=True, name="videomodel-decode"
+            target=_worker_main, args=(child, memory_bytes), daemon=True, name="videomodel-decode"
         )
         self.process.start()
         child.close()
@@ -217,8 +218,8 @@ class _Worker:
         send_handle(self.conn, fd, pid)
         frames = None
         if kind == "decode":
-            assert isinstance(payload, SamplingPlan)
-            out_fd, frames = shared_frames(payload)
+            assert isinstance(payload, tuple) and isinstance(payload[0], SamplingPlan)
+            out_fd, frames = shared_frames(payload[0])
             try:
                 send_handle(self.conn, out_fd, pid)
             finally:
@@ -262,8 +263,9 @@ class DecodePool:
 
     ``workers`` processes run one job each at a time; further jobs wait their turn (the API's
     admission control bounds how many wait). ``memory_bytes`` is each worker's RLIMIT_DATA.
-    ``threads``: FFmpeg threads per worker; 0 (the default of ``MediaLimits``): one per usable
-    CPU, so a lone request decodes on every core and busy workers share them. ``cache_bytes``:
+    ``threads``: CPU threads of a lone decode (FFmpeg's and the resizer's, see
+    :func:`~.decode.decode_frames`), divided among the decodes running at once; 0 (the default of
+    ``MediaLimits``): one per usable CPU. ``cache_bytes``:
     the size of :attr:`cache` (0, the default here, disables it; ``from_limits`` takes
     ``MediaLimits.decode_cache_bytes``).
 
@@ -294,6 +296,7 @@ class DecodePool:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
+        self._decoding = 0
         self.stats = PoolStats()
         self.cache = VideoCache(cache_bytes)
         """Decoded videos for reuse (:func:`~.pipeline.load_video` reads and fills it); lives
@@ -358,8 +361,17 @@ class DecodePool:
         return result
 
     async def decode(self, fd: int, plan: SamplingPlan, timeout: float) -> DecodedFrames:
-        """Decode ``plan``'s frames from the media behind ``fd`` in a worker, within ``timeout`` s."""
-        result = await self._run("decode", plan, fd, timeout, "decoding")
+        """Decode ``plan``'s frames from the media behind ``fd`` in a worker, within ``timeout`` s.
+
+        Threads for this job: the pool's ``threads`` divided among the decodes running or waiting
+        when it is sent (a lone request decodes on every core; busy workers share the cores
+        instead of each starting a thread per core and fighting over them)."""
+        self._decoding += 1
+        try:
+            threads = max(1, self._threads // min(self._decoding, self._size))
+            result = await self._run("decode", (plan, threads), fd, timeout, "decoding")
+        finally:
+            self._decoding -= 1
         assert isinstance(result, DecodedFrames)
         return result
 
@@ -378,7 +390,7 @@ class DecodePool:
         return result
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self._ctx, self._memory, self._threads)
+        worker = _Worker(self._ctx, self._memory)
         if not worker.wait_ready(WORKER_START_TIMEOUT):
             worker.kill()
             raise MediaUnavailable("a decode worker failed to start")
