@@ -39,16 +39,41 @@ OTHER = VideoSpec(width=256, height=192, fps=10, seconds=3.0)
 
 
 class CountingMedia:
-    """A loopback HTTP media server that counts the GET requests it answers, per path."""
+    """A loopback HTTP media server that counts the GET requests it answers, per path.
+
+    It sends no validator (``Last-Modified`` is dropped, so whether a repeat is revalidated cannot
+    depend on the files' age), except under ``/etag/``: a strong ETag, and ``304 Not Modified``
+    (counted in ``not_modified``) to a GET whose ``If-None-Match`` names it, as object stores do.
+    """
 
     def __init__(self, root: Path) -> None:
         counts: dict[str, int] = {}
         self.counts = counts
+        self.not_modified = 0
+        owner = self
 
         class Handler(SimpleHTTPRequestHandler):
             def do_GET(self) -> None:
                 counts[self.path] = counts.get(self.path, 0) + 1
+                self.etag: str | None = None
+                if self.path.startswith("/etag/"):
+                    self.path = self.path.removeprefix("/etag")
+                    info = (root / self.path.lstrip("/")).stat()
+                    self.etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
+                    if self.headers.get("If-None-Match") == self.etag:
+                        owner.not_modified += 1
+                        self.send_response(304)
+                        self.end_headers()
+                        return
                 super().do_GET()
+
+            def send_header(self, keyword: str, value: str) -> None:
+                if keyword.lower() == "last-modified":
+                    etag = getattr(self, "etag", None)
+                    if etag is not None:
+                        super().send_header("ETag", etag)
+                    return
+                super().send_header(keyword, value)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -203,6 +228,24 @@ def test_same_bytes_under_two_uuids_share_one_entry_and_one_engine_id(
     first_id = engine.inputs[-1].videos[0].uuid
     assert _ask(server, _part(None, "name-1")).status_code == 200
     assert engine.inputs[-1].videos[0].uuid == first_id
+
+
+def test_a_repeated_url_with_an_etag_is_revalidated_not_downloaded(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    server, engine, loader = served
+    before = _cache_count(server, "revalidated")
+    url = media.url("etag/other.mp4")
+    first = _ask(server, _part(url, None))
+    assert first.status_code == 200, first.text
+    jobs, answered = _decodes(loader), media.not_modified
+    second = _ask(server, _part(url, None))
+    assert second.status_code == 200, second.text
+    receipt = second.json()["videomodel"]["media"][0]
+    assert receipt["cache"] == "revalidated" and media.not_modified == answered + 1 and _decodes(loader) == jobs
+    assert receipt["timestamps"] == first.json()["videomodel"]["media"][0]["timestamps"]
+    assert engine.inputs[-1].videos[0].uuid == engine.inputs[-2].videos[0].uuid  # the same stable id
+    assert _cache_count(server, "revalidated") == before + 1
 
 
 @pytest.mark.parametrize(
