@@ -326,6 +326,7 @@ async def run(clips: list[Any], repeat: int, concurrency: int | None, out: Path)
     import qwen_vl_utils  # noqa: F401  (imports paid before any clock starts)
     import vllm.multimodal.video
 
+    info = machine()  # the load average before the run, not after it
     proc = processor()
     videomodel = Videomodel()
     executor = ThreadPoolExecutor(max_workers=CONCURRENCY)
@@ -364,7 +365,7 @@ async def run(clips: list[Any], repeat: int, concurrency: int | None, out: Path)
     finally:
         await videomodel.pool.close()
         executor.shutdown(wait=False)
-    report = {"machine": machine(), "rows": [asdict(r) for r in rows], "floor_s": floors, "repeated": repeated}
+    report = {"machine": info, "rows": [asdict(r) for r in rows], "floor_s": floors, "repeated": repeated}
     write_report(report, out)
     return report
 
