@@ -63,13 +63,18 @@ class RequestContext:
 
 
 def create_app(
-    state: AppState, *, start_engine: bool = True, on_engine_start_failure: Callable[[], None] | None = None
+    state: AppState,
+    *,
+    start_engine: bool = True,
+    on_engine_start_failure: Callable[[], None] | None = None,
+    on_engine_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The app for ``state``; with ``start_engine`` the lifespan loads the engine in the background.
 
     ``on_engine_start_failure`` runs once if the engine cannot start (the CLI stops the process
     then, so the kubelet restarts the container at once instead of after the startup probe's
-    budget); without it ``/health`` stays 503 ``dead``.
+    budget); without it ``/health`` stays 503 ``dead``. ``on_engine_ready`` runs once when it is
+    up and warmed (the CLI freezes the start-up heap then: :func:`~.cli.freeze_startup_heap`).
     """
 
     @asynccontextmanager
@@ -77,7 +82,9 @@ def create_app(
         loading: asyncio.Task[None] | None = None
         await state.loader.start()
         if start_engine:
-            loading = asyncio.create_task(_start_engine(state, on_engine_start_failure), name="engine-start")
+            loading = asyncio.create_task(
+                _start_engine(state, on_engine_start_failure, on_engine_ready), name="engine-start"
+            )
         try:
             yield
         finally:
@@ -108,7 +115,9 @@ def create_app(
     return app
 
 
-async def _start_engine(state: AppState, on_failure: Callable[[], None] | None) -> None:
+async def _start_engine(
+    state: AppState, on_failure: Callable[[], None] | None, on_ready: Callable[[], None] | None
+) -> None:
     try:
         await state.engine.start()
     except asyncio.CancelledError:
@@ -118,3 +127,6 @@ async def _start_engine(state: AppState, on_failure: Callable[[], None] | None) 
         log.exception("engine failed to start", extra={"reason": "engine_start_failed"})
         if on_failure is not None:
             on_failure()
+    else:
+        if on_ready is not None:
+            on_ready()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import gc
 import logging
 import math
 import os
@@ -269,7 +270,7 @@ def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> 
         state.admission.stop_admitting()
         server.should_exit = True
 
-    app = create_app(state, on_engine_start_failure=stop_on_engine_failure)
+    app = create_app(state, on_engine_start_failure=stop_on_engine_failure, on_engine_ready=freeze_startup_heap)
     server = draining_server(app, settings, state.admission)
     log.info(
         "starting",
@@ -281,6 +282,16 @@ def serve(settings: ServerSettings, resolved: Resolved, loader: MediaLoader) -> 
         return ENGINE_START_FAILED_EXIT
     log.info("stopped")
     return 0
+
+
+def freeze_startup_heap() -> None:
+    """Collect, then mark every object alive now permanent (``gc.freeze``), as vLLM's own API
+    server does once its engine is up: the collector's full passes then walk only what requests
+    allocate, not the model code, tokenizer and engine client. Measured with ``make bench-serve``
+    (overload, 4 waves of 8): the first wave's 503s took 48-49 ms before, 10-15 ms after (one
+    run each; the process-wide freeze is why this is the CLI's, not the app's)."""
+    gc.collect()
+    gc.freeze()
 
 
 ENGINE_START_FAILED_EXIT = 3

@@ -7,9 +7,11 @@ these tests pin the HTTP contract. Real video through the real engine: test_engi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,11 @@ VIDEO = "https://videos.example/clip.mp4"
 GROUP_OF = {opt.name: opt.group for opt in options()} | {"api_key": "listen"}
 
 
-def _server(engine: FakeEngine, loader: FakeLoader, **overrides: Any) -> ThreadedServer:
-    """A server on the fake engine; ``overrides`` are settings by field name, whatever their group."""
+def _server(
+    engine: FakeEngine, loader: FakeLoader, hooks: dict[str, Callable[[], None]] | None = None, **overrides: Any
+) -> ThreadedServer:
+    """A server on the fake engine; ``overrides`` are settings by field name, whatever their group;
+    ``hooks``: create_app's ``on_engine_*`` callbacks."""
     groups: dict[str, dict[str, Any]] = {
         "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"}
     }
@@ -42,7 +47,7 @@ def _server(engine: FakeEngine, loader: FakeLoader, **overrides: Any) -> Threade
     settings = ServerSettings.model_validate(groups)
     resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
     state = build_state(settings, resolved, loader, engine=engine)
-    return ThreadedServer(create_app(state))
+    return ThreadedServer(create_app(state, **(hooks or {})))
 
 
 @pytest.fixture
@@ -360,3 +365,36 @@ def test_deadline_gives_504() -> None:
     with _server(FakeEngine(), FakeLoader(delay=5), request_timeout=0.3) as s:
         err = _assert_envelope(_post(s, {"messages": _video_message()}, key=None), 504, "deadline")
         assert err["code"] == "deadline_exceeded"
+
+
+class _EngineThatCannotStart(FakeEngine):
+    async def start(self) -> None:
+        raise RuntimeError("no GPU")
+
+
+@pytest.mark.parametrize(("engine_type", "expected"), [(FakeEngine, ["ready"]), (_EngineThatCannotStart, ["failed"])])
+def test_engine_hooks_run_once_ready_or_failed(engine_type: type[FakeEngine], expected: list[str]) -> None:
+    calls: list[str] = []
+    hooks = {
+        "on_engine_ready": lambda: calls.append("ready"),
+        "on_engine_start_failure": lambda: calls.append("failed"),
+    }
+    with _server(engine_type(), FakeLoader(), hooks):
+        for _ in range(100):
+            if calls:
+                break
+            time.sleep(0.02)
+    assert calls == expected
+
+
+def test_the_cli_freezes_the_startup_heap_once_ready() -> None:
+    """What the CLI's ready hook does (in a child: a freeze is for the whole process)."""
+    code = (
+        "import gc\n"
+        "from videomodel_server.cli import freeze_startup_heap\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "freeze_startup_heap()\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) > 1000  # the imported server's modules, functions and settings
