@@ -7,7 +7,7 @@ server's own admission and engine settings), never from a copy of the server's d
   requests in flight follows the plan's concurrency, the full-budget requests the GPU memory
   holds (:func:`~videomodel_server.budget.contract.concurrency_cap`); the decode pool follows
   the CPU: one worker per core left for decoding, no more than the videos that can be decoding at
-  once, each with a frame thread per decoding core (:func:`~videomodel_server.budget.contract.decode_pool`).
+  once, a lone decode with a thread per decoding core (:func:`~videomodel_server.budget.contract.decode_pool`).
   Fields set in the CR's ``spec.admission`` win.
 - **CPU**: the API process and engine host side (:data:`BASE_CPU_MILLI`, one more core per extra
   tensor-parallel GPU) plus a core per decode worker; with ``resources.cpu`` set, that request

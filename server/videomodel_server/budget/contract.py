@@ -175,15 +175,16 @@ def default_concurrency() -> int:
 
 
 def decode_pool(decode_cpu_milli: int, parallel_decodes: int, *, workers: int | None = None) -> tuple[int, int]:
-    """``(workers, FFmpeg threads per worker)`` for ``decode_cpu_milli`` of CPU given to decoding.
+    """``(workers, threads of a lone decode)`` for ``decode_cpu_milli`` of CPU given to decoding.
 
     One worker per whole core, but no more than the videos that can be decoding at once
     (``parallel_decodes``: admitted requests x videos per prompt), unless ``workers`` is given.
-    Each worker gets a frame thread per decoding core (at most :data:`MAX_DECODE_THREADS`): a lone
-    request decodes on all of them, busy workers share them (measured in issue 10: one thread
-    left a long clip on one core of two). That is ``decode_threads=0``'s rule, but counted from
-    the pod's CPU request rather than the CPUs the process sees: on a large node the affinity
-    mask shows every core, and 16 threads per worker against a request of a few cores only
+    A decode gets a thread per decoding core (at most :data:`MAX_DECODE_THREADS`; one resizes,
+    the rest run FFmpeg): a lone request decodes on all of them, decodes running at once divide
+    them (measured in issue 10: one thread left a long clip on one core of two). That is
+    ``decode_threads=0``'s rule, but counted from the pod's CPU request rather than the CPUs the
+    process sees: on a large node the affinity mask shows every core, and 16 threads per decode
+    against a request of a few cores only
     gets the pod throttled. At least one of each, however little CPU there is.
     """
     cores = max(1, decode_cpu_milli // DECODE_CPU_MILLI)
