@@ -330,3 +330,23 @@ async def test_every_allocation_failure_while_scaling_is_a_memory_error() -> Non
     child.join(30)
     assert failures, "the ballast never made the scale fail: the test proves nothing"
     assert set(failures) == {"MemoryError"}, failures
+
+
+async def test_decodes_running_at_once_share_the_threads(budget: SamplingBudget) -> None:
+    """A lone decode gets all of the pool's threads; one sent while another runs gets half (issue
+    10: each starting a thread per core made them fight over the cores); the frames are the same."""
+    path = sv.make_video(STANDARD["hd_720p"])
+    limits = limits_for(path)
+    from videomodel_server.media import Fetcher
+
+    async with DecodePool(2, memory_bytes=1024**3, threads=4) as pool:
+        with await Fetcher().fetch(path.as_uri(), limits) as media:
+            plan = plan_sampling(await pool.probe(media.fd, limits), budget)
+            alone = await pool.decode(media.fd, plan, 20)
+        with await Fetcher().fetch(path.as_uri(), limits) as a, await Fetcher().fetch(path.as_uri(), limits) as b:
+            first = asyncio.create_task(pool.decode(a.fd, plan, 20))
+            await asyncio.sleep(0)  # the first is sent (its threads chosen) and running
+            second = await pool.decode(b.fd, plan, 20)
+            both = [await first, second]
+    assert alone.threads == 4 and [d.threads for d in both] == [4, 2]
+    assert all(np.array_equal(d.frames, alone.frames) for d in both)

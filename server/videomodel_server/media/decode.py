@@ -76,6 +76,8 @@ class DecodedFrames:
     recovered: tuple[int, ...] = ()
     """Positions (0-based, in ``frames``) of targets whose own frame failed to decode and that frame
     recovery filled with the next good frame (empty with recovery off)."""
+    threads: int = 0
+    """CPU threads this decode was given (one resized, the rest ran FFmpeg)."""
 
 
 EAGAIN_IS_MEMORY = "FFmpeg answered EAGAIN: an allocation failed under the worker's memory limit"
@@ -207,7 +209,14 @@ def decode_frames(
         while pending:
             pending.popleft().result()
     return DecodedFrames(
-        out, tuple(times), peak_rss_bytes(), walked, selector.seeks, selector.frames_seen, tuple(selector.recovered)
+        out,
+        tuple(times),
+        peak_rss_bytes(),
+        walked,
+        selector.seeks,
+        selector.frames_seen,
+        tuple(selector.recovered),
+        threads,
     )
 
 

@@ -141,7 +141,9 @@ async def load_video(
     started = time.perf_counter()
     key: CacheKey | None = None
     video: CachedVideo | None = None
-    known = cache.url_validators(url) if cache.enabled else None
+    # Only http(s) URLs are remembered (a data URL may be megabytes: not worth hashing for nothing).
+    remembered = cache.enabled and url[:8].lower().startswith(("http://", "https://"))
+    known = cache.url_validators(url) if remembered else None
     if known is not None and usable(cache.peek(key_of(known[1]))) is not None:
         media: FetchedMedia = await fetcher.fetch(url, limits, "video", validators=known[0])
         if media.not_modified:

@@ -113,7 +113,7 @@ def _worker_main(conn: Connection, memory_bytes: int | None) -> None:
             # The frames are already in the parent's shared memory: send only their times.
             info = reply[1]
             shape = (info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks, info.frames_built)
-            conn.send(("frames", (*shape, info.recovered)))
+            conn.send(("frames", (*shape, info.recovered, info.threads)))
         else:
             conn.send(reply)
         # Drop this job's arrays before waiting for the next one: peak memory is one job's.
@@ -232,8 +232,8 @@ class _Worker:
         reply: tuple[str, Any] = self.conn.recv()
         if reply[0] == "frames":
             assert frames is not None
-            times, peak, walked, seeks, built, recovered = reply[1]
-            return ("ok", DecodedFrames(frames, times, peak, walked, seeks, built, recovered))
+            times, peak, walked, seeks, built, recovered, threads = reply[1]
+            return ("ok", DecodedFrames(frames, times, peak, walked, seeks, built, recovered, threads))
         return reply
 
     def kill(self) -> None:
