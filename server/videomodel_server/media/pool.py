@@ -110,10 +110,9 @@ def _worker_main(conn: Connection, memory_bytes: int | None) -> None:
         except Exception as exc:  # every failure becomes an answer; the worker lives on
             reply = ("err", _failure(kind, exc))
         if reply[0] == "ok" and isinstance(reply[1], DecodedFrames):
-            # The frames are already in the parent's shared memory: send only their times.
-            info = reply[1]
-            shape = (info.times, info.peak_rss_bytes, info.frames_decoded, info.seeks, info.frames_built)
-            conn.send(("frames", (*shape, info.recovered, info.threads)))
+            # The frames are already in the parent's shared memory: the record goes without them
+            # (``_decode_shared`` left its ``frames`` empty); the parent puts its own view back.
+            conn.send(("frames", reply[1]))
         else:
             conn.send(reply)
         # Drop this job's arrays before waiting for the next one: peak memory is one job's.
@@ -231,9 +230,8 @@ class _Worker:
                 os.close(out_fd)
         reply: tuple[str, Any] = self.conn.recv()
         if reply[0] == "frames":
-            assert frames is not None
-            times, peak, walked, seeks, built, recovered, threads = reply[1]
-            return ("ok", DecodedFrames(frames, times, peak, walked, seeks, built, recovered, threads))
+            assert frames is not None and isinstance(reply[1], DecodedFrames)
+            return ("ok", replace(reply[1], frames=frames))
         return reply
 
     def kill(self) -> None:
