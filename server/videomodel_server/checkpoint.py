@@ -81,6 +81,8 @@ def model_spec_from_config(
         head_dim=head_dim,
         parameters=parameters,
         source="config.json",
+        hidden_size=_int(text, "hidden_size", where),
+        deepstack_levels=len(config["vision_config"].get("deepstack_visual_indexes") or ()),
     )
 
 
