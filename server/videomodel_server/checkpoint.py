@@ -81,7 +81,7 @@ def model_spec_from_config(
         head_dim=head_dim,
         parameters=parameters,
         source="config.json",
-        hidden_size=_int(text, "hidden_size", where),
+        hidden_size=text["hidden_size"] if isinstance(text.get("hidden_size"), int) else 0,
         deepstack_levels=len(config["vision_config"].get("deepstack_visual_indexes") or ()),
     )
 

@@ -153,6 +153,10 @@ def test_model_spec_comes_from_config_json() -> None:
     assert (spec.family, spec.max_position_embeddings, spec.num_hidden_layers) == (Family.QWEN2_VL, 32768, 2)
     assert (spec.num_key_value_heads, spec.head_dim) == (1, 64)  # hidden / heads when head_dim is absent
     assert model_spec_from_config(_config(head_dim=32), "tiny").head_dim == 32
+    assert (spec.hidden_size, spec.deepstack_levels) == (128, 0)
+    qwen3 = _config("qwen3_vl")
+    qwen3["vision_config"] = {**qwen3["vision_config"], "deepstack_visual_indexes": [1, 3, 5]}  # type: ignore[dict-item]
+    assert model_spec_from_config(qwen3, "tiny").deepstack_levels == 3  # vLLM keeps a batch buffer per level
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,11 @@ def test_plan_json_has_the_contract_keys() -> None:
     assert plan["feasible"] is True and plan["problems"] == []
     assert plan["max_model_len"] == 20804
     # vLLM's profile dummy (14 frames is its Qwen2-VL cap), not the worst case: see Plan.profile_video.
-    assert plan["limit_mm_per_prompt"]["video"] == {"count": 1, "num_frames": 14, "width": 448, "height": 448}
-    assert plan["profile_video"]["frames"] >= plan["frames_per_video"] == 128
+    # Its frame is the processor's largest, which holds the budget's 1120x896 image as well.
+    assert plan["limit_mm_per_prompt"]["video"] == {"count": 1, "num_frames": 14, "width": 1120, "height": 896}
+    assert plan["frames_per_video"] == 128
+    # Fewer, larger frames than the worst case, as many vision tokens or more.
+    assert plan["profile_video"]["covers"] == 1 and plan["profile_video"]["tokens"] >= plan["tokens_per_video"] - 2
 
 
 def test_plan_yaml_equals_json() -> None:

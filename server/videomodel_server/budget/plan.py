@@ -22,7 +22,7 @@ from .geometry import (
     smart_nframes,
     smart_resize,
 )
-from .models import FamilyGeometry, ModelSpec
+from .models import Family, FamilyGeometry, ModelSpec
 from .names import label
 from .tokens import image_tokens, video_tokens
 
@@ -33,16 +33,22 @@ with headroom for multi-turn markers."""
 ENGINE_NON_TORCH_BYTES = int(0.23 * GiB)
 """Per GPU, *measured*: vLLM's non-torch memory (CUDA context, cuBLAS/NCCL workspaces): 0.22-0.23
 GiB in three H200 runs (vLLM 0.26.0, Qwen2-VL-7B with dummy weights; issue 11, docs/gpu.md)."""
-ACTIVATION_BYTES_PER_BATCHED_TOKEN = int(3.3 * GiB / 17920)
-"""Per GPU, *measured*: vLLM's profiled peak activation per ``max_num_batched_tokens``, with the
-vision encoder in the profile: 3.3 GiB at 17,920 (V1 model runner, 10 dummy videos of 14 frames;
-docs/gpu/), for Qwen2-VL-7B. Without the encoder (0.26's V2 runner) it was 2.09 GiB at 16,386 and
-2.29 GiB at 17,920: the language model's share is proportional to the batch, the encoder's adds
-~1 GiB. The plan used a flat 2 GiB for all of this before, 1% optimistic on KV cache."""
-CUDA_GRAPH_BYTES = int(0.9 * GiB)
-"""Per GPU, *measured*: CUDA graphs, 0.9 GiB (V2 runner) and 0.6 GiB (V1 runner) on the H200.
-vLLM subtracts its estimate of them from the KV cache (the V1 runner did; 0.26's V2 runner put
-them on top of ``gpu_memory_utilization``); the plan subtracts the larger either way."""
+ACTIVATION_BYTES_PER_BATCHED_TOKEN: dict[Family, int] = {
+    Family.QWEN2_VL: int(3.30 * GiB / 17920),
+    Family.QWEN2_5_VL: int(2.35 * GiB / 8960),
+    Family.QWEN3_VL: int(4.55 * GiB / 34004),
+}
+"""Per GPU, *measured* for each family's 7-8B model: vLLM's profiled peak activation per
+``max_num_batched_tokens``, with the vision encoder in the profile (V1 model runner, vLLM 0.26.0;
+docs/gpu.md): Qwen2-VL-7B 3.3 GiB at 17,920 (H200 twice, H100 once), Qwen2.5-VL-7B 2.35 GiB at
+8,960 and Qwen3-VL-8B 4.55 GiB at 34,004 (H100). One rate for all families (Qwen2-VL's) put
+Qwen3-VL-8B's activation 1.7 GiB high and Qwen2.5-VL-7B's 0.7 GiB low. Other sizes of a family
+are an extrapolation: their encoder is the same, their language model is not."""
+CUDA_GRAPH_BYTES = int(0.55 * GiB)
+"""Per GPU, *measured*: vLLM 0.26 subtracts its own estimate of the CUDA graphs from the KV cache
+("Estimated CUDA graph memory"): 0.46 GiB (Qwen2-VL-7B, FULL and piecewise graphs, H100 and
+H200), 0.54 GiB (Qwen3-VL-8B), 0.33 GiB (Qwen2.5-VL-7B, piecewise only); the plan takes the
+largest, rounded up."""
 CPU_ENGINE_OVERHEAD_BYTES = 2 * GiB
 """vLLM's CPU engine (the demo and the tests): not measured; the estimate the plan used before the
 GPU measurement."""
@@ -123,13 +129,15 @@ class GpuSpec:
     """False for vLLM's CPU engine (``gpu.count: 0``, the demo): no CUDA graphs, and its overhead is
     the former estimate, not the GPU measurements (:data:`CPU_ENGINE_OVERHEAD_BYTES`)."""
 
-    def overhead_bytes(self, max_num_batched_tokens: int) -> int:
+    def overhead_bytes(self, model: ModelSpec, max_num_batched_tokens: int) -> int:
         """Per device: what the engine takes besides the weights and the KV cache (measured on
-        CUDA: non-torch memory, the peak activation of one full batch, CUDA graphs)."""
+        CUDA: non-torch memory, the peak activation of one full batch, CUDA graphs, and the
+        model's own per-batch buffers)."""
         if not self.cuda:
             return CPU_ENGINE_OVERHEAD_BYTES
-        activation = max_num_batched_tokens * ACTIVATION_BYTES_PER_BATCHED_TOKEN
-        return ENGINE_NON_TORCH_BYTES + activation + CUDA_GRAPH_BYTES
+        activation = max_num_batched_tokens * ACTIVATION_BYTES_PER_BATCHED_TOKEN[model.family]
+        buffers = model.batch_buffer_bytes(max_num_batched_tokens, self.dtype_bytes)
+        return ENGINE_NON_TORCH_BYTES + activation + CUDA_GRAPH_BYTES + buffers
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,11 @@ def _processor_kwargs(budget: VideoBudget, model: ModelSpec) -> dict[str, Any]:
     larger frames. Qwen3-VL bounds pixels over all frames of a video (``frames x area``), the older
     families per frame. ``cap_pixels_per_frame=False`` keeps transformers 5.19 from applying its
     own (qwen-vl-utils-like) total budget on top (and silences its warning).
+
+    vLLM hands the same ``size`` to the image processor, so when the budget allows images the
+    bounds also hold the largest and smallest image the server sends (one frame's area). Before
+    this, an image above the video frame's area was shrunk by the engine to it: the GPU warm-up
+    counted 16,652 prompt tokens where the plan priced 17,694 (docs/gpu.md, run 4).
     """
     min_pixels, max_pixels = budget.min_pixels, budget.max_pixels
     assert min_pixels is not None and max_pixels is not None
@@ -267,6 +280,12 @@ def _processor_kwargs(budget: VideoBudget, model: ModelSpec) -> dict[str, Any]:
     else:
         # The per-frame cap only grows as the frame count falls, so two frames bound every video.
         size = {"shortest_edge": f2, "longest_edge": largest_area(FRAME_FACTOR)}
+    if budget.images_per_prompt:
+        assert budget.image_min_pixels is not None and budget.image_max_pixels is not None
+        size = {
+            "shortest_edge": min(size["shortest_edge"], budget.image_min_pixels),
+            "longest_edge": max(size["longest_edge"], budget.image_max_pixels),
+        }
     return {"size": size, "cap_pixels_per_frame": False}
 
 
@@ -362,11 +381,13 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     if gpu is not None:
         weights = int(model.parameters * gpu.dtype_bytes)
         total = gpu.count * gpu.memory_bytes * gpu.memory_utilization
-        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes(batched))
+        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes(model, batched))
         concurrency = max(0, kv_avail // (max_len * kv_token)) if kv_avail > 0 else 0
         if concurrency < 1:
             problems.append(
-                _memory_problem(budget, model, gpu, video, max_len, kv_avail, kv_token, gpu.overhead_bytes(batched))
+                _memory_problem(
+                    budget, model, gpu, video, max_len, kv_avail, kv_token, gpu.overhead_bytes(model, batched)
+                )
             )
 
     return Plan(
