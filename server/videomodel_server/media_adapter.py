@@ -214,6 +214,16 @@ class PipelineLoader:
             )
         key, video = found
         plan = video.plan
+        wanted = self._frame_recovery(ref)
+        if plan.frame_recovery != wanted:
+            # Strict and recovering decodes of a damaged file keep different frames (see load_video).
+            raise InvalidRequest(
+                f"the video cached under this uuid was decoded with frame_recovery={str(plan.frame_recovery).lower()} "
+                f"and this request asks for frame_recovery={str(wanted).lower()}; send the video URL with the "
+                "uuid again",
+                param=ref.where or None,
+                code="media_uuid_not_found",
+            )
         timestamps = tuple(t - plan.start_time for t in video.times)
         receipt, notes = self._receipt(ref, video.probe, plan, timestamps)
         return LoadedMedia(

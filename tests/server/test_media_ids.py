@@ -197,6 +197,23 @@ def test_a_uuid_is_bound_per_sampling(
     assert _ask(server, _part(None, "clip-b")).status_code == 200
 
 
+def test_a_uuid_only_request_gets_frames_decoded_under_its_frame_recovery_setting(
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+) -> None:
+    """Strict and recovering decodes of a damaged file keep different frames: a uuid decoded under
+    one setting never answers the other (a 400 naming it, never a fetch)."""
+    server, _, _ = served
+    assert _ask(server, _part(media.url("clip.mp4"), "clip-r")).status_code == 200  # the server's default: strict
+    fetches = media.total
+    resp = _ask(server, _part(None, "clip-r"), media_io_kwargs={"video": {"frame_recovery": True}})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "media_uuid_not_found" and error["param"] == "messages[0].content[0]"
+    assert "frame_recovery=false" in error["message"] and "frame_recovery=true" in error["message"]
+    assert media.total == fetches
+    assert _ask(server, _part(None, "clip-r"), media_io_kwargs={"video": {"frame_recovery": False}}).status_code == 200
+
+
 def test_a_uuid_sent_with_other_content_is_rebound(
     served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
 ) -> None:
