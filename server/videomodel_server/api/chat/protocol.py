@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...loading import CacheSource
+
 # ---------------------------------------------------------------------------------------------
 # Request: content parts
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +325,7 @@ class MediaReport(BaseModel):
     recovered_frames: list[int] | None = None
     """Positions (0-based, in ``timestamps``) of frames that failed to decode and were filled with
     the next good frame (frame recovery on); their timestamps are the recovered frames' own."""
-    cache: Literal["uuid", "revalidated", "content", "miss"] | None = None
+    cache: CacheSource | None = None
     """Where the frames came from: the client's ``uuid`` (nothing fetched or decoded), the URL
     revalidated (its origin answered 304 Not Modified: nothing downloaded or decoded), the
     decoded-video cache by content (fetched, not decoded), decoded now; None with the cache off."""
