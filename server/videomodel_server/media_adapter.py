@@ -203,7 +203,7 @@ class PipelineLoader:
 
         assert ref.uuid is not None
         clamp = apply_overrides(budget, overrides)
-        sampling = CacheKey("", clamp.budget, clamp.num_frames, window, self.budget.fps)
+        sampling = CacheKey.of("", clamp, window, self.budget.fps)
         found = self.pool.cache.lookup(IdKey.of(ref.uuid, sampling))
         if found is None:
             raise InvalidRequest(
@@ -215,8 +215,7 @@ class PipelineLoader:
         key, video = found
         plan = video.plan
         wanted = self._frame_recovery(ref)
-        if plan.frame_recovery != wanted:
-            # Strict and recovering decodes of a damaged file keep different frames (see load_video).
+        if not video.serves(wanted):
             raise InvalidRequest(
                 f"the video cached under this uuid was decoded with frame_recovery={str(plan.frame_recovery).lower()} "
                 f"and this request asks for frame_recovery={str(wanted).lower()}; send the video URL with the "

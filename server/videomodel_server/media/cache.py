@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from .limits import SamplingBudget
+    from .limits import ClampedBudget, SamplingBudget
     from .probe import ProbeResult
     from .sampling import SamplingPlan
     from .validators import Validators
@@ -72,6 +72,17 @@ class CacheKey:
     window: tuple[float | None, float | None] | None = None
     """The request's time window and the fps ceiling of ``num_frames`` (``plan_sampling``'s inputs)."""
     fps_ceiling: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        digest: str,
+        clamp: ClampedBudget,
+        window: tuple[float | None, float | None] | None,
+        fps_ceiling: float | None,
+    ) -> CacheKey:
+        """The key of content ``digest`` sampled under a request's clamped budget (``""``: any content)."""
+        return cls(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
 
     @property
     def stable_id(self) -> str:
@@ -106,6 +117,11 @@ class CachedVideo:
     recovered: tuple[int, ...] = ()
     """Frames filled by frame recovery (``DecodedFrames.recovered``); ``plan.frame_recovery`` says
     whether it was on (a hit decoded under the other setting is not used: see ``load_video``)."""
+
+    def serves(self, frame_recovery: bool) -> bool:
+        """Whether these frames answer a request with this frame-recovery setting: only when decoded
+        under it (strict and recovering decodes of a damaged file keep different frames)."""
+        return self.plan.frame_recovery == frame_recovery
 
     @property
     def nbytes(self) -> int:

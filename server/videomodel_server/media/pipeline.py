@@ -132,11 +132,11 @@ async def load_video(
     cache = pool.cache
 
     def key_of(digest: str) -> CacheKey:
-        return CacheKey(digest, clamp.budget, clamp.num_frames, window, fps_ceiling)
+        return CacheKey.of(digest, clamp, window, fps_ceiling)
 
     def usable(video: CachedVideo | None) -> CachedVideo | None:
         # Decoded under the other frame-recovery setting: decode again.
-        return video if video is not None and video.plan.frame_recovery == frame_recovery else None
+        return video if video is not None and video.serves(frame_recovery) else None
 
     started = time.perf_counter()
     key: CacheKey | None = None
