@@ -381,14 +381,11 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
     if gpu is not None:
         weights = int(model.parameters * gpu.dtype_bytes)
         total = gpu.count * gpu.memory_bytes * gpu.memory_utilization
-        kv_avail = int(total - weights - gpu.count * gpu.overhead_bytes(model, batched))
+        overhead = gpu.overhead_bytes(model, batched)
+        kv_avail = int(total - weights - gpu.count * overhead)
         concurrency = max(0, kv_avail // (max_len * kv_token)) if kv_avail > 0 else 0
         if concurrency < 1:
-            problems.append(
-                _memory_problem(
-                    budget, model, gpu, video, max_len, kv_avail, kv_token, gpu.overhead_bytes(model, batched)
-                )
-            )
+            problems.append(_memory_problem(budget, model, gpu, video, max_len, kv_avail, kv_token, overhead))
 
     return Plan(
         model=model.label,
