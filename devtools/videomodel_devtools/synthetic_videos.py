@@ -19,7 +19,8 @@ Layout of one frame (in the stored, un-rotated orientation)::
 
 :class:`VideoSpec` describes a clip; :func:`make_video` encodes it once and caches it under
 ``cache_dir("videos")`` keyed by the spec (and :data:`GENERATOR_VERSION`), so reruns are free.
-The ``hostile_*`` / ``*_file`` functions build malformed inputs for SECURITY.md's corpus.
+The ``*_file`` functions (named in :data:`HOSTILE`) build malformed inputs for the hostile corpus
+(docs/security.md#how-it-is-tested).
 
 Conventions: ``rotation`` is the display-matrix angle in degrees *counter-clockwise*, the value
 PyAV's ``VideoFrame.rotation`` reads back (a phone's "rotate=90" tag is ``rotation=-90``).
@@ -363,7 +364,7 @@ def hd_clip(seconds: float = 60.0, fps: float = 30.0) -> VideoSpec:
     return VideoSpec("h264", "mp4", 1280, 720, fps, seconds, keyframe_interval=int(fps * 2), crf=28)
 
 
-# -- hostile and malformed inputs (SECURITY.md "How to prove it") ----------------------------
+# -- hostile and malformed inputs (docs/security.md#how-it-is-tested) ------------------------
 
 
 def truncated_file(spec: VideoSpec | None = None, keep: float = 0.5) -> Path:

@@ -4,7 +4,7 @@ No kopf here: the kopf shell (:mod:`videomodel_operator.handlers`) calls :meth:`
 from every trigger (create, update, resume, timer, a change to an owned Deployment) and maps
 its outcome to kopf's retry semantics. All I/O goes through :class:`~videomodel_operator.kube.KubeApi`.
 
-Idempotence (SECURITY.md 16): a child is applied only when the rendered object is not already
+Idempotence (docs/security.md#idempotent-reconcile): a child is applied only when the rendered object is not already
 contained in the live one, the status only when it differs, and an Event only when a verdict
 changes; a pass over an unchanged world makes no write at all.
 

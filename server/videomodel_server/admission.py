@@ -1,9 +1,9 @@
 """Admission control: a bounded number of requests in flight and a bounded queue before them.
 
-Checked first, before a request's body is parsed and before any fetch or decode (SECURITY.md
-item 8): a request that finds every slot busy and the queue full is refused at once with
-:class:`~videomodel_server.errors.Overloaded` (503 + Retry-After); one that waits longer than
-the queue timeout is refused the same way.
+Checked first, before a request's body is parsed and before any fetch or decode
+(docs/security.md#admission-before-work): a request that finds every slot busy and the queue
+full is refused at once with :class:`~videomodel_server.errors.Overloaded` (503 + Retry-After);
+one that waits longer than the queue timeout is refused the same way.
 
 Shutdown (SIGTERM) is in two steps. :meth:`Admission.stop_admitting` (safe in a signal handler)
 refuses every new request with 503 + Retry-After (``draining``) and turns ``/health`` 503; the

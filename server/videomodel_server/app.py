@@ -3,7 +3,7 @@
 ``create_app(state)`` wires the routers, the error envelope and a small ASGI middleware that
 gives every request an id (``x-request-id``) and counts it by route template and status. The
 lifespan loads the engine in the background, so ``/health`` answers 503 while the model loads,
-and on shutdown drains admitted requests (SIGTERM, SECURITY.md item 11) before stopping the
+and on shutdown drains admitted requests (SIGTERM, docs/security.md#disconnects-and-shutdown) before stopping the
 engine and the decode workers.
 """
 

@@ -304,7 +304,7 @@ if a stopped request failed to end (its error event, its 503) on its own."""
 
 
 def draining_server(app: Any, settings: ServerSettings, admission: Admission) -> uvicorn.Server:
-    """uvicorn, stopping the way a Kubernetes pod should on SIGTERM (SECURITY.md item 11).
+    """uvicorn, stopping the way a Kubernetes pod should on SIGTERM (docs/security.md#disconnects-and-shutdown).
 
     By the time SIGTERM comes, the pod's ``preStop`` pause has let the endpoints controller take
     it out of the Service, so nothing new should arrive. On the signal the admission stops

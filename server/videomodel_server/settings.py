@@ -58,7 +58,7 @@ class ListenSettings(_Group):
 
 
 class MediaSettings(_Group):
-    """Fetching media safely (SECURITY.md 1-4)."""
+    """Fetching media safely (docs/security.md#media-fetch)."""
 
     fetch_timeout: float | None = Field(default=None, gt=0, description="Seconds per media fetch; default: the plan's.")
     max_image_bytes: int = Field(default=16 * 1024**2, gt=0, description="Largest image download or data URL (bytes).")
@@ -84,7 +84,7 @@ class MediaSettings(_Group):
 
 
 class RequestSettings(_Group):
-    """The shape of one request (SECURITY.md 8-11)."""
+    """The shape of one request (docs/security.md#requests)."""
 
     max_request_body_bytes: int | None = Field(
         default=None,

@@ -109,7 +109,7 @@ async def test_hd_clip_decodes_only_sampled_frames(pool: DecodePool) -> None:
     spec = sv.hd_clip(seconds=10.0)
     budget = SamplingBudget(fps=2, max_frames=768, min_pixels=128 * 28 * 28, max_pixels=768 * 28 * 28, factor=28)
     video = await load(sv.make_video(spec), pool, budget)
-    assert video.frames.shape == (20, 560, 1008, 3)  # BUDGET.md worked example geometry
+    assert video.frames.shape == (20, 560, 1008, 3)  # docs/budget.md#worked-examples geometry
     assert [frame_index_of(f) for f in video.frames] == video.metadata["frames_indices"]
     assert video.worker_peak_rss_bytes < 600 * 1024**2
 

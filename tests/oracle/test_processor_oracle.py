@@ -1,4 +1,4 @@
-"""The budget's tokens per video against transformers' own processors (the BUDGET.md oracle).
+"""The budget's tokens per video against transformers' own processors (docs/budget.md#the-oracle).
 
 For many budgets and each family: build the budget's worst-case video as the server will (the
 plan's frame count, its worst-case source frame resized by qwen-vl-utils rules), run it through

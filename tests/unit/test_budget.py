@@ -102,7 +102,7 @@ def test_the_plans_worst_case_frame_is_real(budget: VideoBudget, model_index: in
 
 
 def test_worked_examples_of_budget_md() -> None:
-    """BUDGET.md: 10 s 1080p at 2 fps -> 20 frames at 560x1008, 7,200 tokens (Qwen2.5 geometry)."""
+    """docs/budget.md#worked-examples: 10 s 1080p at 2 fps -> 20 frames at 560x1008, 7,200 tokens (Qwen2.5 geometry)."""
     qwen25 = FAMILIES[Family.QWEN2_5_VL]
     default = VideoBudget(min_pixels=128 * 28 * 28, max_pixels=768 * 28 * 28, max_frames=768, max_seconds=600)
     total = int(128000 * 28 * 28 * 0.9)

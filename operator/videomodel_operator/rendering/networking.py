@@ -1,6 +1,6 @@
 """How the model is reached and what it may reach: the Service and the NetworkPolicy.
 
-Pure. The NetworkPolicy (SECURITY.md 14) lets in only the API port, and lets out DNS to the
+Pure. The NetworkPolicy (docs/security.md#network-policy) lets in only the API port, and lets out DNS to the
 cluster's resolvers only (kube-dns in ``kube-system`` or a node-local cache), HTTPS (and HTTP
 when allowed) to the public internet, never to cluster-private ranges or the cloud metadata
 address, plus whatever the CR lists in ``security.extraEgress`` (a proxy, a private store).

@@ -161,7 +161,7 @@ def _budget(name: str, **bounds: float) -> Any:
 
 
 class Budget(Model):
-    """The video budget: what users may send (camelCase of ``VideoBudget``; see BUDGET.md)."""
+    """The video budget: what users may send (camelCase of ``VideoBudget``; see docs/budget.md)."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -1,4 +1,4 @@
-"""Optional bearer API key on every route but ``/health`` and ``/metrics`` (SECURITY.md item 12)."""
+"""Optional bearer API key on every route but ``/health`` and ``/metrics`` (docs/security.md#api-key)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A route opens a :class:`RequestScope` (``async with``) and does its work through it:
 
-- :meth:`RequestScope.admit` takes an admission slot (SECURITY.md 8): before the body is read;
+- :meth:`RequestScope.admit` takes an admission slot (docs/security.md#admission-before-work): before the body is read;
 - :meth:`RequestScope.read_body` reads the body with a byte cap and the deadline;
 - :meth:`RequestScope.run` runs a stage under the deadline while a watcher listens for the client
   going away, and cancels the stage (fetch, decode, or the engine request, which vLLM then

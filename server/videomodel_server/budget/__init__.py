@@ -1,7 +1,7 @@
 """The video budget: pure arithmetic from declared limits to serving settings.
 
 Imports nothing heavy (no torch, vLLM, kopf or FastAPI): the operator imports it too. See
-``BUDGET.md`` for the formulas; the oracle tests check them against the real processors.
+``docs/budget.md`` for the formulas; the oracle tests check them against the real processors.
 """
 
 from .geometry import (

@@ -3,7 +3,8 @@
 Each error is a :class:`MediaError` and one of the categories of
 :mod:`videomodel_server.errors`, which fixes its HTTP status and OpenAI type; the class adds a
 stable ``code``. The server reports them as they are (the loader only fills in ``param``, the
-request field at fault); nothing maps them by status. Categories follow SECURITY.md item 10: bad
+request field at fault); nothing maps them by status. The whole tree, this branch included, is
+drawn in :mod:`videomodel_server.errors`. Categories follow docs/security.md#error-messages: bad
 input is 400 (malformed), 413 (too many bytes) or 422 (well-formed media outside the model's
 budget); a fetch that runs out of time is **422** (``media_fetch_timeout``); our own capacity
 problems are 503 + Retry-After. Never 5xx for bad input.

@@ -1,6 +1,6 @@
 """Fetch media bytes: http(s) with an SSRF guard, ``data:`` base64, ``file://`` under a root.
 
-Why this shape (SECURITY.md items 1-4):
+Why this shape (docs/security.md#media-fetch):
 
 * **DNS is resolved once**, through an injectable :data:`Resolver`, every resolved address is
   checked (:mod:`.addresses`), and the connection goes to the checked address: httpx is given

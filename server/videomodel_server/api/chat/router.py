@@ -1,6 +1,6 @@
 """``POST /v1/chat/completions``: admit, read, parse, prepare, respond.
 
-Order matters (SECURITY.md 8, 4, 11): the admission slot is taken before the body is read; the
+Order matters (docs/security.md#requests): the admission slot is taken before the body is read; the
 body is read with a byte cap and a deadline; only then parsed and checked (:mod:`.translation`,
 text bounded by length before anything tokenizes it), then prepared (:mod:`.service`: prompt
 rendered and counted, media loaded) and run. The deadline, the disconnect watch that cancels

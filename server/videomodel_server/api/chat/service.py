@@ -1,6 +1,6 @@
 """One chat request after admission: render and check the prompt, load media, run the engine.
 
-The stages, in order (ARCHITECTURE.md "Flow of one request"): the text's length was already
+The stages, in order (docs/architecture.md#flow-of-one-request): the text's length was already
 bounded by :mod:`.translation`; the prompt is rendered with the model's chat template and its
 tokens checked against ``max_prompt_tokens`` *before* any media is fetched; every media item is
 then loaded concurrently (fetch, probe, decode behind the
