@@ -2,13 +2,55 @@
 
 Every error carries the HTTP status, an OpenAI ``type``, a stable machine ``code`` (a bounded set,
 safe as a metric label) and a human message that names the limit and the offending value. A
-message never contains raw input, base64, object reprs or addresses (SECURITY.md item 10).
+message never contains raw input, base64, object reprs or addresses (docs/security.md#error-messages).
 
 The status and type belong to the class: nothing changes them after construction. The media
 pipeline's errors (:mod:`videomodel_server.media.errors`) are part of this tree: each is a
 :class:`~videomodel_server.media.errors.MediaError` and one of the categories below
 (:class:`InvalidRequest`, :class:`PayloadTooLarge`, :class:`UnprocessableMedia`,
 :class:`MediaTimeout`, :class:`OverBudget`, :class:`Unavailable`), so they need no mapping.
+
+The whole tree, with each class's HTTP status and default ``code`` (``*``: also a
+:class:`~videomodel_server.media.errors.MediaError`, defined in :mod:`videomodel_server.media.errors`
+unless another module is named; ``-``: no fixed status). Of the statuses drawn, 500 and 503 are
+sent with ``x-should-retry: true``, the rest (504 included) with ``false``.
+``tests/unit/test_error_tree.py`` keeps this drawing equal to the classes::
+
+    ServerError                            500  internal_error
+    +-- InvalidRequest                     400  invalid_request
+    |   +-- OverBudget                     400  over_budget
+    |   |   +-- FramesOverBudget *         400  video_frames_over_budget
+    |   |   +-- MediaOverBudget *          422  video_over_budget
+    |   +-- PayloadTooLarge                413  payload_too_large
+    |   |   +-- TooLarge *                 413  media_too_large
+    |   +-- UnprocessableMedia             422  unprocessable_media
+    |   |   +-- NoVideoStream *            422  video_no_video_stream
+    |   |   +-- DecodeTimeout *            422  video_decode_timeout
+    |   |   +-- DecodeMemory *             422  video_decode_memory
+    |   +-- MediaTimeout                   422  media_fetch_timeout
+    |   |   +-- FetchTimeout *             422  media_fetch_timeout
+    |   +-- InvalidMediaURL *              400  invalid_media_url
+    |   +-- UnsupportedScheme *            400  unsupported_media_scheme
+    |   +-- ForbiddenAddress *             400  media_address_forbidden
+    |   +-- DomainNotAllowed *             400  media_domain_not_allowed
+    |   +-- LocalFileRefused *             400  media_file_refused
+    |   +-- FetchFailed *                  400  media_fetch_failed
+    |   +-- TooManyRedirects *             400  media_too_many_redirects
+    |   +-- InvalidDataURL *               400  invalid_data_url
+    |   +-- InvalidVideo *                 400  invalid_video
+    |   +-- InvalidImage *                 400  invalid_image
+    |   +-- InvalidFrames *                400  invalid_video_frames
+    |   +-- InvalidWindow *                400  invalid_video_window   (media.sampling)
+    +-- Unauthorized                       401  invalid_api_key
+    +-- ModelNotFound                      404  model_not_found
+    +-- Unavailable                        503  unavailable            (+ Retry-After; also draining, shutdown)
+    |   +-- Overloaded                     503  overloaded             (admission: queue_full, queue_timeout)
+    |   +-- NotReady                       503  not_ready
+    |   +-- MediaUnavailable *             503  media_unavailable
+    +-- DeadlineExceeded                   504  deadline_exceeded
+    +-- EngineFailure                      500  engine_error
+    +-- RoutingError                       -    (the framework's: not_found, method_not_allowed, ...)
+    +-- MediaError                         -    (the media branch's base; never raised itself)
 """
 
 from __future__ import annotations
