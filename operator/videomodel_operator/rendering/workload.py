@@ -1,6 +1,6 @@
 """The workload: the ConfigMap with the budget file, the pod spec, the Deployment, the config hash.
 
-Pure. Security (SECURITY.md 13): Pod Security "restricted" for every container and a
+Pure. Security (docs/security.md#pod-security): Pod Security "restricted" for every container and a
 ``/dev/shm`` memory emptyDir with a size limit. Every disk emptyDir has a size limit and is
 covered by the container's ephemeral-storage request and limit (:mod:`.sizing`).
 

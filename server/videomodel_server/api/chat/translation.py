@@ -5,7 +5,7 @@ any text is tokenized: the text's length (by bytes: a bound on what tokenizing i
 media count per prompt, the sampling parameters, and the per-request video knobs
 (``media_io_kwargs``, ``mm_processor_kwargs``, Qwen's per-item ``fps``/``nframes``/pixels),
 which are honoured inside the budget and clamped to it otherwise, with a note for each clamp
-that the response reports (SECURITY.md item 9). No I/O, no clock.
+that the response reports (docs/security.md#client-knobs-are-clamped). No I/O, no clock.
 """
 
 from __future__ import annotations
