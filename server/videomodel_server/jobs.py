@@ -9,10 +9,11 @@ seam depend on this module and not on the wire format. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .budget import Plan, VideoBudget
+from .budget.knobs import SamplingKnobs
 
 Role = Literal["system", "user", "assistant", "tool"]
 MediaKind = Literal["video", "image"]
@@ -80,38 +81,18 @@ class FrameSequenceInfo:
 
 
 @dataclass(frozen=True)
-class VideoOptions:
-    """The sampling one video gets: the budget's, or a client's narrower choice.
+class VideoOptions(SamplingKnobs):
+    """The sampling one video gets: the budget's knobs, narrowed by the client's
+    (:func:`~videomodel_server.budget.knobs.narrow`), every knob the budget sets filled in.
 
     ``num_frames`` asks for an exact (even) frame count instead of ``fps``; at most one of the two
     differs from the budget's default. ``video_start``/``video_end`` (seconds, Qwen's content-part
     fields) sample only that time window of the video; None is the video's own start or end.
+    ``frame_recovery`` None is the server's default.
     """
 
-    fps: float
-    max_frames: int
-    min_pixels: int
-    max_pixels: int
-    total_pixels: int | None
-    num_frames: int | None = None
-    video_start: float | None = None
-    video_end: float | None = None
-    frame_recovery: bool | None = None
-    """vLLM's ``frame_recovery`` for this request (None: the server's default)."""
     frames: FrameSequenceInfo | None = None
     """How a frame-sequence video's JPEGs map onto its source video (None for other videos)."""
-
-    @property
-    def window(self) -> tuple[float | None, float | None] | None:
-        """``(video_start, video_end)``, or None for the whole video."""
-        if self.video_start is None and self.video_end is None:
-            return None
-        return (self.video_start, self.video_end)
-
-    @classmethod
-    def from_budget(cls, budget: VideoBudget) -> VideoOptions:
-        """The budget's own sampling: each field of this class that the (resolved) budget has."""
-        return cls(**{f.name: getattr(budget, f.name) for f in fields(cls) if hasattr(budget, f.name)})
 
 
 @dataclass(frozen=True)

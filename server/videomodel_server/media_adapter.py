@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .budget import label
+from .budget.knobs import clamp_note
 from .jobs import MediaRef, VideoOptions
 from .loading import CacheSource, LoadedMedia, MediaEstimate, SamplingReceipt
 from .settings import ServerSettings
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         SamplingBudget,
         SamplingOverrides,
         SamplingPlan,
+        StageTimings,
     )
     from .wiring import Resolved
 
@@ -73,16 +75,32 @@ class PipelineLoader:
 
     def sampling_budget(self, options: VideoOptions) -> SamplingBudget:
         """The request's sampling: the budget narrowed by the client's (already clamped) knobs."""
-        return replace(
-            self.budget,
-            fps=options.fps,
-            max_frames=options.max_frames,
-            min_pixels=options.min_pixels,
-            max_pixels=options.max_pixels,
-            total_pixels=options.total_pixels,
-        )
+        from .media import apply_overrides
+
+        return apply_overrides(self.budget, options).budget
 
     async def load(self, ref: MediaRef) -> LoadedMedia:
+        return await self._load(ref, decode=True)
+
+    async def estimate(self, ref: MediaRef) -> MediaEstimate:
+        """A load stopped before decoding (fetch, probe, plan); media over the budget comes back
+        with its problem. Images are not fetched: their receipt is None."""
+        from .media import MediaOverBudget
+
+        if ref.kind == "image":
+            return MediaEstimate(ref)
+        try:
+            loaded = await self._load(ref, decode=False)
+        except MediaOverBudget as exc:
+            return MediaEstimate(ref, problem=f"{ref.where}: {exc.message}" if ref.where else exc.message)
+        assert loaded.receipt is not None
+        return MediaEstimate(ref, loaded.receipt, timings=loaded.timings, clamped=loaded.clamped)
+
+    async def _load(self, ref: MediaRef, *, decode: bool) -> LoadedMedia:
+        """The one dispatch of a media item: an image, a frame sequence, the uuid-only form, a video
+        URL. ``decode=False`` is the dry run: every stage up to the decode, no frames (see
+        :func:`~videomodel_server.media.load_video`); the cache, frame recovery and the uuid binding
+        belong to a decode and are left out of its receipt."""
         from .media import MediaError, load_image, load_video
         from .media.cache import IdKey
         from .media.frames import is_frame_sequence
@@ -97,9 +115,9 @@ class PipelineLoader:
                 )
             budget, overrides, window = self._video_inputs(ref)
             if is_frame_sequence(ref.url):
-                return await self._load_frames(ref, budget)
+                return await self._load_frames(ref, budget, decode=decode)
             if not ref.url:
-                return self._load_by_id(ref, budget, overrides, window)
+                return self._load_by_id(ref, budget, overrides, window, decode=decode)
             video = await load_video(
                 ref.url,
                 self.limits,
@@ -110,27 +128,32 @@ class PipelineLoader:
                 window=window,
                 fps_ceiling=self.budget.fps,
                 frame_recovery=self._frame_recovery(ref),
+                decode=decode,
             )
         except MediaError as exc:
             raise _at(exc, ref) from None
         assert video.plan is not None and video.probe is not None
-        cache = self.pool.cache
-        if ref.uuid is not None and video.cache_key is not None:
-            cache.bind(IdKey.of(ref.uuid, video.cache_key), video.cache_key)
         receipt, notes = self._receipt(ref, video.probe, video.plan, video.timestamps)
-        hit = video.stats.cache_hit
-        source: CacheSource | None = None
-        if hit is not None:
-            source = "revalidated" if video.stats.revalidated else "content" if hit else "miss"
-        receipt = replace(receipt, cache=source)
-        receipt = replace(receipt, frame_recovery=video.plan.frame_recovery, recovered_frames=video.recovered_frames)
+        if decode:
+            if ref.uuid is not None and video.cache_key is not None:
+                self.pool.cache.bind(IdKey.of(ref.uuid, video.cache_key), video.cache_key)
+            hit = video.stats.cache_hit
+            source: CacheSource | None = None
+            if hit is not None:
+                source = "revalidated" if video.stats.revalidated else "content" if hit else "miss"
+            receipt = replace(
+                receipt,
+                cache=source,
+                frame_recovery=video.plan.frame_recovery,
+                recovered_frames=video.recovered_frames,
+            )
         return LoadedMedia(
             ref,
             video.frames,
             metadata=video.metadata,
             sample_fps=video.sample_fps,
             duration=video.plan.duration,
-            timings={"fetch": video.stats.fetch_s, "probe": video.stats.probe_s, "decode": video.stats.decode_s},
+            timings=_timings(video.stats, decode=decode),
             clamped=(*video.clamped, *notes),
             receipt=receipt,
             engine_id=video.cache_key.stable_id if video.cache_key is not None else None,
@@ -141,14 +164,15 @@ class PipelineLoader:
         asked = ref.options.frame_recovery if ref.options is not None else None
         return self.limits.frame_recovery if asked is None else asked
 
-    async def _load_frames(self, ref: MediaRef, budget: SamplingBudget, *, decode: bool = True) -> LoadedMedia:
+    async def _load_frames(self, ref: MediaRef, budget: SamplingBudget, *, decode: bool) -> LoadedMedia:
         """A pre-extracted JPEG frame sequence (``data:video/jpeg``): checked against the budget,
         decoded in the pool, handed to the engine with the client's timestamps."""
         from .errors import InvalidRequest
-        from .media import MediaError
         from .media.frames import FramesMeta, load_frame_sequence
 
         options = ref.options
+        if options is not None:
+            budget = self.sampling_budget(options)
         if options is not None and options.window is not None:
             raise InvalidRequest(
                 f"{ref.where}: video_start/video_end do not apply to a frame sequence; send only the frames wanted",
@@ -156,10 +180,7 @@ class PipelineLoader:
             )
         info = options.frames if options is not None else None
         meta = FramesMeta(**vars(info)) if info is not None else FramesMeta()
-        try:
-            loaded = await load_frame_sequence(ref.url, meta, self.limits, budget, self.pool, decode=decode)
-        except MediaError as exc:
-            raise _at(exc, ref) from None
+        loaded = await load_frame_sequence(ref.url, meta, self.limits, budget, self.pool, decode=decode)
         plan = loaded.plan
         binding = list(plan.binding)
         f = budget.factor
@@ -194,11 +215,13 @@ class PipelineLoader:
         budget: SamplingBudget,
         overrides: SamplingOverrides | None,
         window: tuple[float | None, float | None] | None,
+        *,
+        decode: bool,
     ) -> LoadedMedia:
         """The uuid-only form: the video the client's id names under this sampling, from the
         decoded-video cache, with no fetch and no decode; a miss is a 400 (never a fetch)."""
         from .errors import InvalidRequest
-        from .media import apply_overrides
+        from .media import StageTimings, apply_overrides
         from .media.cache import CacheKey, IdKey
 
         assert ref.uuid is not None
@@ -231,7 +254,7 @@ class PipelineLoader:
             metadata=plan.metadata(video.times),
             sample_fps=plan.sample_fps,
             duration=plan.duration,
-            timings={"fetch": 0.0, "probe": 0.0, "decode": 0.0},
+            timings=_timings(StageTimings(fetch_s=0.0), decode=decode),
             clamped=(*clamp.clamped, *notes),
             receipt=replace(receipt, cache="uuid"),
             engine_id=key.stable_id,
@@ -248,54 +271,14 @@ class PipelineLoader:
             "eviction": stats.evictions,
         }
 
-    async def estimate(self, ref: MediaRef) -> MediaEstimate:
-        """Fetch, probe and plan (no decode); media over the budget comes back with its problem."""
-        from .media import MediaError, MediaOverBudget
-        from .media.estimate import estimate_video
-        from .media.frames import is_frame_sequence
-
-        if ref.kind == "image":
-            return MediaEstimate(ref)
-        budget, overrides, window = self._video_inputs(ref)
-        if is_frame_sequence(ref.url):
-            frames = await self._load_frames(ref, budget, decode=False)
-            return MediaEstimate(ref, frames.receipt, timings=frames.timings, clamped=frames.clamped)
-        if not ref.url:
-            loaded = self._load_by_id(ref, budget, overrides, window)
-            assert loaded.receipt is not None
-            return MediaEstimate(ref, loaded.receipt, timings={"fetch": 0.0, "probe": 0.0}, clamped=loaded.clamped)
-        try:
-            estimate = await estimate_video(
-                ref.url,
-                self.limits,
-                budget,
-                self.pool,
-                fetcher=self.fetcher,
-                overrides=overrides,
-                window=window,
-                fps_ceiling=self.budget.fps,
-            )
-        except MediaOverBudget as exc:
-            return MediaEstimate(ref, problem=f"{ref.where}: {exc.message}" if ref.where else exc.message)
-        except MediaError as exc:
-            raise _at(exc, ref) from None
-        receipt, notes = self._receipt(ref, estimate.probe, estimate.plan, estimate.timestamps)
-        return MediaEstimate(
-            ref,
-            receipt,
-            timings={"fetch": estimate.stats.fetch_s, "probe": estimate.stats.probe_s},
-            clamped=(*estimate.clamped, *notes),
-        )
-
     def _video_inputs(
         self, ref: MediaRef
     ) -> tuple[SamplingBudget, SamplingOverrides | None, tuple[float | None, float | None] | None]:
-        from .media import SamplingOverrides
-
         if ref.options is None:
             return self.budget, None, None
-        overrides = SamplingOverrides(num_frames=ref.options.num_frames)
-        return self.sampling_budget(ref.options), overrides, ref.options.window
+        # The request's knobs, narrowed by translation already: narrowing them again against the
+        # same budget in the pipeline changes nothing and notes nothing.
+        return self.budget, ref.options, ref.options.window
 
     def _receipt(
         self, ref: MediaRef, probe: ProbeResult, plan: SamplingPlan, timestamps: tuple[float, ...]
@@ -309,7 +292,7 @@ class PipelineLoader:
         binding = binding_limits(probe, plan, budget, self.budget, asked, self.budget.fps)
         notes: list[str] = []
         if asked is not None and plan.nframes < asked:
-            notes.append(f"num_frames={asked}->{plan.nframes} ({binding[0].removeprefix('frames capped by ')})")
+            notes.append(clamp_note("num_frames", asked, plan.nframes, binding[0].removeprefix("frames capped by ")))
         length = min(plan.duration, plan.total_frames / plan.source_fps) if plan.duration > 0 else plan.duration
         window: tuple[float, float] | None = None
         label_seconds = plan.duration
@@ -317,7 +300,7 @@ class PipelineLoader:
             start = options.video_start or 0.0
             end = options.video_end if options.video_end is not None else length
             if end > length:
-                notes.append(f"video_end={end:g}->{length:.2f} (the video's end)")
+                notes.append(clamp_note("video_end", end, f"{length:.2f}", "the video's end"))
                 end = length
             window = (start, end)
             label_seconds = end
@@ -333,6 +316,14 @@ class PipelineLoader:
             binding=tuple(binding),
         )
         return receipt, notes
+
+
+def _timings(stats: StageTimings, *, decode: bool) -> dict[str, float]:
+    """A video's stage seconds as a response reports them (a dry run has no decode stage)."""
+    timings = {"fetch": stats.fetch_s, "probe": stats.probe_s}
+    if decode:
+        timings["decode"] = stats.decode_s
+    return timings
 
 
 def _at(exc: MediaError, ref: MediaRef) -> MediaError:

@@ -47,6 +47,23 @@ async def test_http_url(http_server: LoopbackServer, pool: DecodePool, budget: S
     assert video.source_bytes == len(http_server.files["small.mp4"])
 
 
+async def test_dry_run_stops_before_decoding(budget: SamplingBudget) -> None:
+    """``decode=False``: the load's fetch, probe and plan, no decode job, the cache neither read nor filled."""
+    path = sv.make_video(STANDARD["h264_mp4"])
+    limits = MediaLimits(allowed_local_root=path.parent, decode_cache_bytes=1024**3)
+    async with DecodePool.from_limits(replace(limits, decode_workers=1)) as pool:
+        dry = await load_video(path.as_uri(), limits, budget, pool, decode=False)
+        assert pool.stats.jobs == 1  # the probe
+        assert (pool.cache.stats.hits, pool.cache.stats.misses, pool.cache.stats.entries) == (0, 0, 0)
+        assert dry.frames.shape[0] == 0 and dry.stats.cache_hit is None and dry.frames_decoded == 0
+        video = await load_video(path.as_uri(), limits, budget, pool)
+        assert dry.plan == video.plan and dry.metadata == video.metadata
+        assert dry.frames.shape[1:] == video.frames.shape[1:]
+        assert dry.timestamps == pytest.approx(video.timestamps, abs=0.05)
+        again = await load_video(path.as_uri(), limits, budget, pool, decode=False)
+        assert again.stats.cache_hit is None and pool.stats.jobs == 4  # probed again, not served from the cache
+
+
 async def test_http_url_by_name_via_resolver(
     http_server: LoopbackServer, pool: DecodePool, budget: SamplingBudget
 ) -> None:
@@ -73,7 +90,7 @@ async def test_data_url_and_overrides(pool: DecodePool, budget: SamplingBudget) 
     assert video.frames.shape[0] == 4 and video.clamped == []  # 3 s at 1 fps -> 4 (the minimum)
     video = await load_video(url, MediaLimits(), budget, pool, overrides=SamplingOverrides(num_frames=10, fps=8))
     assert video.frames.shape[0] == 10
-    assert video.clamped == ["fps 8 clamped to 2 (fps)"]
+    assert video.clamped == ["fps=8->2"]
     assert [frame_index_of(f) for f in video.frames] == video.metadata["frames_indices"]
     with pytest.raises(TooLarge):
         await load_video(url, MediaLimits(max_video_bytes=1000), budget, pool)

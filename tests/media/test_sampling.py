@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from videomodel_server.budget import frame_pixel_cap, sample_indices, smart_nframes, smart_resize
+from videomodel_server.budget.knobs import KnobConflict
 from videomodel_server.media import (
     MediaLimits,
     MediaOverBudget,
@@ -126,29 +127,58 @@ def test_overrides_beyond_budget_are_clamped_visibly() -> None:
     clamp = apply_overrides(limits, SamplingOverrides(fps=30, num_frames=10_000, max_pixels=10**8, min_pixels=10**7))
     assert clamp.budget.fps == 2.0 and clamp.num_frames == 64
     assert clamp.budget.max_pixels == BUDGET.max_pixels and clamp.budget.min_pixels == BUDGET.min_pixels
-    text = " | ".join(clamp.clamped)
-    assert "fps 30 clamped to 2" in text and "num_frames 10000 clamped to 64" in text
-    assert "max_pixels 100000000 clamped" in text and len(clamp.clamped) == 4
-    clamp = apply_overrides(BUDGET, SamplingOverrides(fps=-1, num_frames=0))
-    assert clamp.budget.fps == 2.0 and clamp.num_frames == 2 and len(clamp.clamped) == 2
+    # The request path's notes (budget.knobs.narrow), in the form the README documents.
+    assert clamp.clamped == [
+        "fps=30->2",
+        "max_pixels=100000000->200704",
+        "min_pixels=10000000->100352",
+        "num_frames=10000->64",
+    ]
+    clamp = apply_overrides(BUDGET, SamplingOverrides(num_frames=9))
+    assert clamp.num_frames == 8 and clamp.clamped == ["num_frames=9->8"]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"fps": -1.0}, "fps must be above 0"),
+        ({"fps": float("nan")}, "fps must be above 0"),
+        ({"num_frames": 0}, "num_frames must be at least 2"),
+        ({"max_pixels": 0}, "max_pixels must be above 0"),
+    ],
+)
+def test_out_of_range_overrides_are_refused(knobs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SamplingOverrides(**knobs)  # type: ignore[arg-type]
+
+
+def test_a_floor_above_the_cap_is_a_conflict() -> None:
+    with pytest.raises(KnobConflict, match=r"min_pixels \(50000\) is above max_pixels \(40000\)"):
+        apply_overrides(BUDGET, SamplingOverrides(min_pixels=50_000, max_pixels=40_000))
+    clamp = apply_overrides(BUDGET, SamplingOverrides(max_pixels=40_000))  # the floor follows the cap
+    assert (clamp.budget.min_pixels, clamp.budget.max_pixels) == (40_000, 40_000) and clamp.clamped == []
 
 
 @given(
-    fps=st.floats(-10, 100),
-    num=st.integers(-5, 10_000),
-    maxp=st.integers(0, 10**7),
-    minp=st.integers(0, 10**7),
-    total=st.integers(0, 10**8),
+    fps=st.floats(0.01, 100),
+    num=st.integers(2, 10_000),
+    maxp=st.integers(1, 10**7),
+    minp=st.integers(1, 10**7),
+    total=st.integers(1, 10**8),
 )
 def test_overrides_never_exceed_budget(fps: float, num: int, maxp: int, minp: int, total: int) -> None:
-    clamp = apply_overrides(
-        TOTAL_BUDGET, SamplingOverrides(fps=fps, num_frames=num, max_pixels=maxp, min_pixels=minp, total_pixels=total)
-    )
+    knobs = SamplingOverrides(fps=fps, num_frames=num, max_pixels=maxp, min_pixels=minp, total_pixels=total)
+    if min(minp, TOTAL_BUDGET.min_pixels) > min(maxp, TOTAL_BUDGET.max_pixels):
+        with pytest.raises(KnobConflict):
+            apply_overrides(TOTAL_BUDGET, knobs)
+        return
+    clamp = apply_overrides(TOTAL_BUDGET, knobs)
     b = clamp.budget
     assert 0 < b.fps <= TOTAL_BUDGET.fps and b.max_pixels <= TOTAL_BUDGET.max_pixels
-    assert (b.min_pixels <= TOTAL_BUDGET.min_pixels and b.min_pixels <= b.max_pixels) or b.min_pixels == 28 * 28
+    assert b.min_pixels <= TOTAL_BUDGET.min_pixels and b.min_pixels <= b.max_pixels
     assert b.total_pixels is not None and b.total_pixels <= TOTAL_BUDGET.total_pixels  # type: ignore[operator]
     assert clamp.num_frames is not None and 2 <= clamp.num_frames <= TOTAL_BUDGET.frame_cap
+    assert clamp.num_frames % 2 == 0
 
 
 # -- probe checks ---------------------------------------------------------------------------------

@@ -10,19 +10,17 @@ arrive as ``SamplingOverrides`` and are clamped to the budget, never beyond it.
 from __future__ import annotations
 
 import ipaddress
-import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from videomodel_server.budget import (
-    FRAME_FACTOR,
     FamilyGeometry,
     VideoBudget,
     fetch_timeout,
-    label,
     most_sampled_frames,
 )
+from videomodel_server.budget.knobs import SamplingKnobs, ceiling, narrow
 
 MiB = 1024**2
 GiB = 1024**3
@@ -146,15 +144,8 @@ class SamplingBudget:
         return most_sampled_frames(self.max_seconds, self.fps, self.max_frames)
 
 
-@dataclass(frozen=True)
-class SamplingOverrides:
-    """Per-request knobs (``media_io_kwargs.video`` / ``mm_processor_kwargs``); None = default."""
-
-    fps: float | None = None
-    num_frames: int | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    total_pixels: int | None = None
+SamplingOverrides = SamplingKnobs
+"""Per-request knobs (``media_io_kwargs.video`` / ``mm_processor_kwargs``); None = the budget's."""
 
 
 @dataclass(frozen=True)
@@ -169,53 +160,13 @@ class ClampedBudget:
 def apply_overrides(budget: SamplingBudget, overrides: SamplingOverrides | None) -> ClampedBudget:
     """Honour client knobs inside the budget and clamp the rest (each clamp is reported).
 
-    Lower fps, fewer frames, fewer pixels are always fine; more than the budget is cut back to
-    it, with a sentence per clamp for the response header/field. Non-positive values are
-    clamped up to the smallest sensible value.
+    The budget's knobs narrowed by :func:`~videomodel_server.budget.knobs.narrow` (the one rule,
+    and the one note format, of the request path too), the budget's ``frame_cap`` capping
+    ``num_frames``. Raises ``KnobConflict`` (a ``ValueError``) for an asked ``min_pixels`` above
+    the ``max_pixels`` in force.
     """
     if overrides is None:
         return ClampedBudget(budget, None, [])
-    clamped: list[str] = []
-    new = budget
-    if overrides.fps is not None:
-        fps = overrides.fps
-        if not math.isfinite(fps) or fps <= 0:
-            clamped.append(f"fps {_num(fps)} is not positive; used the budget's {_num(budget.fps)}")
-            fps = budget.fps
-        elif fps > budget.fps:
-            clamped.append(f"fps {_num(fps)} clamped to {_num(budget.fps)} (fps)")
-            fps = budget.fps
-        new = replace(new, fps=fps)
-    num_frames = overrides.num_frames
-    if num_frames is not None:
-        cap = budget.frame_cap
-        if num_frames > cap:
-            clamped.append(f"num_frames {num_frames} clamped to {cap} ({label('max_frames')})")
-            num_frames = cap
-        elif num_frames < FRAME_FACTOR:
-            clamped.append(f"num_frames {num_frames} raised to {FRAME_FACTOR}")
-            num_frames = FRAME_FACTOR
-    if overrides.max_pixels is not None:
-        value = overrides.max_pixels
-        if value > budget.max_pixels:
-            clamped.append(f"max_pixels {value} clamped to {budget.max_pixels} ({label('max_pixels')})")
-            value = budget.max_pixels
-        value = max(value, budget.factor**2)
-        new = replace(new, max_pixels=value, min_pixels=min(new.min_pixels, value))
-    if overrides.min_pixels is not None:
-        value = overrides.min_pixels
-        if value > new.min_pixels:
-            clamped.append(f"min_pixels {value} clamped to {new.min_pixels} (minPixels)")
-            value = new.min_pixels
-        new = replace(new, min_pixels=max(value, budget.factor**2))
-    if overrides.total_pixels is not None:
-        value = overrides.total_pixels
-        if budget.total_pixels is not None and value > budget.total_pixels:
-            clamped.append(f"total_pixels {value} clamped to {budget.total_pixels} (totalPixels)")
-            value = budget.total_pixels
-        new = replace(new, total_pixels=max(value, budget.factor**2))
-    return ClampedBudget(new, num_frames, clamped)
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
+    knobs, clamped = narrow(overrides, ceiling(budget, budget.frame_cap), SamplingKnobs())
+    narrowed = {name: value for name, value in vars(knobs).items() if value is not None and hasattr(budget, name)}
+    return ClampedBudget(replace(budget, **narrowed), knobs.num_frames, clamped)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from ...budget import FRAME_FACTOR
+from ...budget.knobs import KnobConflict, SamplingKnobs, ceiling, narrow
 from ...budget.names import label
 from ...errors import InvalidRequest, ModelNotFound, OverBudget
 from ...jobs import (
@@ -269,7 +269,7 @@ def _media_ref(
             param=where,
             code="unsupported",
         )
-    item = ProcessorKwargs(
+    item = SamplingKnobs(
         fps=part.fps,
         num_frames=part.nframes,
         min_pixels=part.min_pixels,
@@ -349,16 +349,17 @@ def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits
                 f"{name} differs between media_io_kwargs.video and mm_processor_kwargs; set it once",
                 param="mm_processor_kwargs",
             )
-    merged = ProcessorKwargs(
+    merged = SamplingKnobs(
         fps=io.fps if io.fps is not None else proc.fps,
         num_frames=io.num_frames if io.num_frames is not None else proc.num_frames,
         max_frames=io.max_frames if io.max_frames is not None else proc.max_frames,
         min_pixels=proc.min_pixels,
         max_pixels=proc.max_pixels,
         total_pixels=proc.total_pixels,
+        frame_recovery=io.frame_recovery,
     )
-    options = _clamp(VideoOptions.from_budget(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
-    return replace(options, frame_recovery=io.frame_recovery, frames=frames)
+    options = _clamp(VideoOptions.of(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
+    return replace(options, frames=frames)
 
 
 FRAME_SEQUENCE_FIELDS = ("frames_indices", "total_num_frames", "duration", "do_sample_frames")
@@ -404,60 +405,18 @@ def _is_frame_sequence(url: str) -> bool:
 
 
 def _clamp(
-    base: VideoOptions, ask: ProcessorKwargs, limits: RequestLimits, clamped: list[str], where: str
+    base: VideoOptions, ask: SamplingKnobs, limits: RequestLimits, clamped: list[str], where: str
 ) -> VideoOptions:
-    """``base`` narrowed by ``ask``; anything past the budget is clamped to it and noted.
-
-    Only ever lowers cost: fps, frames and the pixel caps may go down, not up; ``min_pixels`` may
-    go down (a higher floor would enlarge tiny frames past what the budget priced).
-    """
+    """``base`` narrowed by ``ask`` (:func:`~videomodel_server.budget.knobs.narrow`): anything past
+    the budget is cut back to it and noted in ``clamped``; contradictory knobs are a 400 at ``where``."""
     if ask.fps is not None and ask.num_frames is not None:
         raise InvalidRequest(f"{where}: set fps or num_frames, not both", param=where)
-
-    def cap(name: str, asked: float | None, current: float, limit: float) -> float:
-        if asked is None:
-            return current
-        if asked > limit:
-            clamped.append(f"{name}={_num(asked)}->{_num(limit)}")
-            return limit
-        return asked
-
-    fps = cap("fps", ask.fps, base.fps, limits.budget.fps)
-    max_frames = int(cap("max_frames", ask.max_frames, base.max_frames, limits.budget.max_frames))
-    max_pixels = int(cap("max_pixels", ask.max_pixels, base.max_pixels, limits.max_pixels))
-    min_pixels = int(cap("min_pixels", ask.min_pixels, base.min_pixels, limits.min_pixels))
-    if min_pixels > max_pixels:
-        if ask.min_pixels is not None:
-            raise InvalidRequest(f"{where}: min_pixels ({min_pixels}) is above max_pixels ({max_pixels})", param=where)
-        min_pixels = max_pixels  # a client cap below the budget's floor lowers the floor with it
-    total: int | None = base.total_pixels
-    if ask.total_pixels is not None:
-        total_limit = limits.budget.total_pixels
-        if total_limit is not None and ask.total_pixels > total_limit:
-            clamped.append(f"total_pixels={ask.total_pixels}->{total_limit}")
-            total = total_limit
-        else:
-            total = ask.total_pixels
-    num_frames = base.num_frames
-    if ask.num_frames is not None:
-        num_frames = ask.num_frames - ask.num_frames % FRAME_FACTOR
-        if num_frames != ask.num_frames:
-            clamped.append(f"num_frames={ask.num_frames}->{num_frames}")
-        if num_frames > limits.frames_per_video:
-            clamped.append(f"num_frames={num_frames}->{limits.frames_per_video}")
-            num_frames = limits.frames_per_video
-    if ask.fps is not None:
-        num_frames = None
-    return VideoOptions(
-        fps=fps,
-        max_frames=max_frames,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        total_pixels=total,
-        num_frames=num_frames,
-        frame_recovery=base.frame_recovery,
-        frames=base.frames,
-    )
+    try:
+        options, notes = narrow(ask, ceiling(limits.budget, limits.frames_per_video), base)
+    except KnobConflict as exc:
+        raise InvalidRequest(f"{where}: {exc}", param=where) from None
+    clamped.extend(notes)
+    return options
 
 
 def _sampling(request: ChatCompletionRequest, limits: RequestLimits) -> Sampling:
