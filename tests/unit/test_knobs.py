@@ -31,6 +31,9 @@ def test_notes_in_the_documented_form() -> None:
     assert notes == ["total_pixels=20000000->10000000", "num_frames=99->98", "num_frames=98->40"]
     assert clamp_note("video_end", 15.0, "5.00", "the video's end") == "video_end=15->5.00 (the video's end)"
     assert clamp_note("fps", 0.5, 0.25) == "fps=0.5->0.25"
+    # JSON's Infinity passes the wire's bound (fps > 0): cut back like any other value.
+    knobs, notes = narrow(SamplingKnobs(fps=float("inf")), CAP, BASE)
+    assert knobs.fps == 2 and notes == ["fps=inf->2"]
 
 
 def test_an_asked_fps_replaces_the_bases_frame_count() -> None:

@@ -15,7 +15,6 @@ priced for one video. Pure: no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
@@ -51,7 +50,7 @@ class SamplingKnobs:
             if value is None:
                 continue
             for name, limit in f.metadata["bound"].items():
-                if not math.isfinite(value) or not (value > limit if name == "gt" else value >= limit):
+                if not (value > limit if name == "gt" else value >= limit):  # NaN fails too
                     relation = "above" if name == "gt" else "at least"
                     raise ValueError(f"{f.name} must be {relation} {limit:g} (got {value!r})")
 
