@@ -1,10 +1,7 @@
-"""A dry run of :func:`~.pipeline.load_video` (fetch, probe, plan; no decode) and what bound a plan.
+"""What bound a plan: the limits that decided its frame count and frame size, in words.
 
-:func:`estimate_video` does everything ``load_video`` does before decoding: the URL is fetched
-under the same limits, the header probed in a worker and checked against the budget, the frames
-and geometry planned, so the plan is the one a real load would decode (same targets, same size).
-Nothing is decoded and nothing enters the decoded-video cache.
-
+The dry run itself is :func:`~.pipeline.load_video` with ``decode=False`` (the same fetch, probe
+and plan, stopped before decoding), so its plan is the one a real load would decode.
 :func:`binding_limits` is pure: which limits decided a plan's frame count and frame size, in
 words a client can act on ("frames capped by maxFrames (--max-frames)=128"), for the sampling
 receipt of a response and of a dry run.
@@ -12,64 +9,12 @@ receipt of a response and of a dry run.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
 from videomodel_server.budget import FRAME_FACTOR, label
 from videomodel_server.budget.geometry import FPS_MIN_FRAMES
 
-from .fetch import Fetcher
-from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
-from .pipeline import StageTimings
-from .pool import DecodePool
+from .limits import SamplingBudget
 from .probe import ProbeResult
-from .sampling import SamplingPlan, Window, plan_sampling
-
-
-@dataclass(frozen=True)
-class VideoEstimate:
-    """What :func:`load_video` would decode: the probe, the plan, the clamps; no frames."""
-
-    probe: ProbeResult
-    plan: SamplingPlan
-    stats: StageTimings
-    clamped: list[str] = field(default_factory=list)
-    source_bytes: int = 0
-
-    @property
-    def timestamps(self) -> tuple[float, ...]:
-        """Seconds from the start of the video of each planned frame (the targets)."""
-        return tuple(t - self.plan.start_time for t in self.plan.target_times)
-
-
-async def estimate_video(
-    url: str,
-    limits: MediaLimits,
-    budget: SamplingBudget,
-    pool: DecodePool,
-    *,
-    fetcher: Fetcher | None = None,
-    overrides: SamplingOverrides | None = None,
-    window: Window | None = None,
-    fps_ceiling: float | None = None,
-) -> VideoEstimate:
-    """Fetch and probe one video and plan its sampling as :func:`load_video` would; decode nothing."""
-    fetcher = fetcher or Fetcher()
-    clamp = apply_overrides(budget, overrides)
-    started = time.perf_counter()
-    media = await fetcher.fetch(url, limits, "video")
-    with media:
-        fetched = time.perf_counter()
-        probe = await pool.probe(media.fd, limits, size=media.size)
-        probed = time.perf_counter()
-    plan = plan_sampling(probe, clamp.budget, clamp.num_frames, window=window, fps_ceiling=fps_ceiling)
-    return VideoEstimate(
-        probe=probe,
-        plan=plan,
-        stats=StageTimings(fetch_s=fetched - started, probe_s=probed - fetched),
-        clamped=clamp.clamped,
-        source_bytes=media.size,
-    )
+from .sampling import SamplingPlan
 
 
 def _num(value: float) -> str:

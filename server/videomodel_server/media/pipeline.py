@@ -74,7 +74,8 @@ class StageTimings:
 class LoadedVideo:
     """Model-ready frames and everything needed to hand them to vLLM.
 
-    ``frames``: (T, H, W, 3) uint8 RGB at the budget geometry, T even. ``metadata``: vLLM's
+    ``frames``: (T, H, W, 3) uint8 RGB at the budget geometry, T even (T is 0 for the dry run,
+    ``load_video(decode=False)``: the plan without its pixels). ``metadata``: vLLM's
     video metadata (``fps``, ``duration``, ``total_num_frames``, ``frames_indices``,
     ``do_sample_frames=False``); ``frames_indices[i] / fps`` is frame i's true timestamp.
     ``sample_fps``: the rate the frames were sampled at (pass it as the processor's fps).
@@ -120,16 +121,22 @@ async def load_video(
     window: Window | None = None,
     fps_ceiling: float | None = None,
     frame_recovery: bool = False,
+    decode: bool = True,
 ) -> LoadedVideo:
     """Fetch, probe, sample and decode one video. See the module docstring for the contract.
 
     ``window`` and ``fps_ceiling``: see :func:`~.sampling.plan_sampling` (a time window; the
     budget's fps as a ceiling on an exact ``num_frames``). ``frame_recovery``: fill a target
     frame that fails to decode with the next good one (see :mod:`.decode`); a cached decode made
-    under the other setting is not reused."""
+    under the other setting is not reused.
+
+    ``decode=False`` is the dry run: the same fetch, probe and plan, stopped before decoding. Its
+    video has no frames (``frames`` is empty, ``timestamps`` are the plan's targets) and the
+    decoded-video cache is neither read nor filled (a plain fetch; nothing hashed)."""
     fetcher = fetcher or Fetcher()
     clamp = apply_overrides(budget, overrides)
     cache = pool.cache
+    caching = decode and cache.enabled
 
     def key_of(digest: str) -> CacheKey:
         return CacheKey.of(digest, clamp, window, fps_ceiling)
@@ -142,7 +149,7 @@ async def load_video(
     key: CacheKey | None = None
     video: CachedVideo | None = None
     # Only http(s) URLs are remembered (a data URL may be megabytes: not worth hashing for nothing).
-    remembered = cache.enabled and url[:8].lower().startswith(("http://", "https://"))
+    remembered = caching and url[:8].lower().startswith(("http://", "https://"))
     known = cache.url_validators(url) if remembered else None
     if known is not None and usable(cache.peek(key_of(known[1]))) is not None:
         media: FetchedMedia = await fetcher.fetch(url, limits, "video", validators=known[0])
@@ -155,7 +162,7 @@ async def load_video(
         media = await fetcher.fetch(url, limits, "video")
     with media:
         fetched = time.perf_counter()
-        if cache.enabled and video is None:
+        if caching and video is None:
             loop = asyncio.get_running_loop()
             digest = await loop.run_in_executor(None, content_digest, media.fd, media.size)
             key = key_of(digest)
@@ -175,16 +182,20 @@ async def load_video(
                 fps_ceiling=fps_ceiling,
                 frame_recovery=frame_recovery,
             )
-            decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
-            video = CachedVideo(
-                decoded.frames,
-                decoded.times,
-                probe,
-                plan,
-                decoded.frames_decoded,
-                decoded.peak_rss_bytes,
-                decoded.recovered,
-            )
+            if decode:
+                decoded = await pool.decode(media.fd, plan, limits.decode_timeout_seconds)
+                video = CachedVideo(
+                    decoded.frames,
+                    decoded.times,
+                    probe,
+                    plan,
+                    decoded.frames_decoded,
+                    decoded.peak_rss_bytes,
+                    decoded.recovered,
+                )
+            else:  # the dry run: the plan's targets, no pixels
+                nothing = np.empty((0, plan.height, plan.width, 3), dtype=np.uint8)
+                video = CachedVideo(nothing, plan.target_times, probe, plan, 0, 0)
             if key is not None:
                 video = cache.put(key, video)
         else:
@@ -200,7 +211,7 @@ async def load_video(
             probe_s=probed - hashed,
             decode_s=done - probed,
             hash_s=hashed - fetched,
-            cache_hit=cached if cache.enabled else None,
+            cache_hit=cached if caching else None,
             revalidated=media.not_modified and cached,
         ),
         clamped=clamp.clamped,
