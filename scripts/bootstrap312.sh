@@ -23,7 +23,7 @@ kubernetes-validate jsonschema jsonschema-specifications referencing rpds-py imp
 cel-python google-re2 jmespath lark pendulum tzdata
 av httpx httpcore h11 anyio pillow cryptography cffi pycparser opencv-python-headless
 fastapi starlette annotated-doc uvicorn prometheus-client
-pytest iniconfig pluggy pygments pytest-asyncio pytest-timeout hypothesis sortedcontainers
+pytest iniconfig pluggy pygments pytest-asyncio pytest-timeout pytest-xdist execnet hypothesis sortedcontainers
 mypy mypy-extensions pathspec librt ast-serialize types-pyyaml
 "
 

@@ -1,3 +1,25 @@
-"""Shared fixtures live in tests/fixtures/, one module per concern, loaded as plugins."""
+"""Shared fixtures live in tests/fixtures/, one module per concern, loaded as plugins.
+
+``make test`` runs the suite on two pytest-xdist workers with ``--dist loadgroup``. Tests that
+start a real vLLM engine are grouped so each engine still starts once: every user of the
+session-wide ``family_server`` goes to one worker, and every other engine test runs on the worker
+that holds the rest of its module (its engine fixture is module-scoped). Tests marked ``serial``
+measure time or load and run afterwards, alone on the machine (``-m serial``).
+"""
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = ["tests.fixtures.models", "tests.fixtures.videos"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "family_server" in getattr(item, "fixturenames", ()):
+            group = "family_server"
+        elif item.get_closest_marker("engine") is not None:
+            group = item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))

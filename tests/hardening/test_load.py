@@ -48,12 +48,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family, VideoBudget
 
-from ..server.engine_harness import ENGINE_PASSTHROUGH, ServerProcess
 from ..server.media_server import MediaServer
-from ..server.test_engine_qwen2_vl import budget_flags
 from .conftest import RESULTS
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
@@ -335,27 +334,16 @@ def test_load_mixed_requests_at_concurrency_32(tiny_model_dir: Callable[[Family]
     server_tmp = Path(tempfile.mkdtemp(prefix="vm-load-"))
     timings = tmp_path / "timings.txt"
 
-    args = [
-        "--model",
-        str(tiny_model_dir(Family.QWEN2_VL)),
-        "--served-model-name",
-        "tiny",
-        *budget_flags(BUDGET),
-        "--allow-http",
-        "--max-concurrent-requests",
-        str(IN_FLIGHT),
-        "--max-queued-requests",
-        "0",
-        "--decode-workers",
-        str(DECODE_WORKERS),
-        *ENGINE_PASSTHROUGH,
-    ]
+    flags = ["--allow-http", "--max-concurrent-requests", str(IN_FLIGHT), "--max-queued-requests", "0"]
     env = {
         "VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32",
         "TMPDIR": str(server_tmp),
         ENV_TIMINGS: str(timings),
     }
-    server = ServerProcess(args, tmp_path / "server.log", env)
+    model = tiny_model_dir(Family.QWEN2_VL)
+    server = ServerProcess.tiny(
+        model, Family.QWEN2_VL, BUDGET, tmp_path, *flags, decode_workers=DECODE_WORKERS, env=env
+    )
     entry = "from tests.hardening.test_load import serve_timed; serve_timed()"
     server.args = [sys.executable, "-c", entry, *server.args[3:]]
     rc: int | None = None

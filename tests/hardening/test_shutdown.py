@@ -35,6 +35,7 @@ import httpx
 import openai
 import pytest
 
+from tests.harness.process import ServerProcess, descendants, free_port
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.admission import ABORT_UNWIND_SECONDS
 from videomodel_server.app import create_app
@@ -43,10 +44,8 @@ from videomodel_server.cli import draining_server
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import build_state, resolve
 
-from ..server.engine_harness import ENGINE_PASSTHROUGH, ServerProcess, _descendants, free_port
 from ..server.fakes import FakeEngine, FakeLoader
 from ..server.media_server import MediaServer
-from ..server.test_engine_qwen2_vl import budget_flags
 from .conftest import RESULTS
 
 pytestmark = pytest.mark.timeout(900)
@@ -192,27 +191,13 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
     media = tmp_path / "media"
     media.mkdir()
     (media / "clip.mp4").write_bytes(make_video(VideoSpec(seconds=1.0, fps=4, width=64, height=64)).read_bytes())
-    args = [
-        "--model",
-        str(tiny_model_dir(Family.QWEN2_VL)),
-        "--served-model-name",
-        "tiny",
-        *budget_flags(BUDGET),
-        "--allow-http",
-        "--max-concurrent-requests",
-        "8",
-        "--max-queued-requests",
-        "0",
-        "--decode-workers",
-        "2",
-        "--drain-timeout",
-        str(DRAIN_TIMEOUT_S),
-        *ENGINE_PASSTHROUGH,
-    ]
+    flags = ["--allow-http", "--max-concurrent-requests", "8", "--max-queued-requests", "0"]
+    flags += ["--drain-timeout", str(DRAIN_TIMEOUT_S)]
     # Short: vLLM puts its ZMQ IPC sockets in TMPDIR (a Unix socket path has at most 107 bytes).
     server_tmp = Path(tempfile.mkdtemp(prefix="vm-shutdown-"))
     env = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32", "TMPDIR": str(server_tmp)}
-    server = ServerProcess(args, tmp_path / "server.log", env)
+    model = tiny_model_dir(Family.QWEN2_VL)
+    server = ServerProcess.tiny(model, Family.QWEN2_VL, BUDGET, tmp_path, *flags, decode_workers=2, env=env)
     spawned: list[int] = []
     try:
         server.start()
@@ -227,7 +212,7 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
                 timeout=120,
             )
             assert warm.status_code == 200, warm.text
-        processes = _descendants(pid)
+        processes = descendants(pid)
         spawned.extend(processes)
         tmp_before = sorted(os.listdir(server_tmp))
         assert processes, "no engine or decode worker processes under the server"

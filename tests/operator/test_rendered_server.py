@@ -21,8 +21,8 @@ from typing import Any
 import openai
 import pytest
 
+from tests.harness.process import ENGINE_PASSTHROUGH, ServerProcess
 from tests.server.conftest import predicted_video_tokens
-from tests.server.engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
 from videomodel_devtools.pod import container_argv
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_operator.planning import plan_for
@@ -51,11 +51,8 @@ def rendered(
     port = argv.index("--port")
     del argv[port : port + 2]  # ServerProcess listens on a free loopback port instead
     assert "--" not in argv
-    proc = ServerProcess([*argv, *ENGINE_PASSTHROUGH], root / "server.log").start()
-    try:
+    with ServerProcess([*argv, *ENGINE_PASSTHROUGH], root / "server.log").serving() as proc:
         yield proc, plan
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 def _png(width: int, height: int) -> str:

@@ -45,6 +45,16 @@ class OracleSummary:
             row.largest_over_pct = over_pct
             row.worst_case = {"predicted": predicted, "real": real, **context}
 
+    def merge(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Fold in the rows another process recorded (an xdist worker's, sent as plain dicts)."""
+        for check, other in rows.items():
+            row = self.rows.setdefault(check, Extremes())
+            row.checks += other["checks"]
+            row.largest_under = max(row.largest_under, other["largest_under"])
+            row.largest_over = max(row.largest_over, other["largest_over"])
+            if other["largest_over_pct"] > row.largest_over_pct:
+                row.largest_over_pct, row.worst_case = other["largest_over_pct"], other["worst_case"]
+
     def lines(self) -> list[str]:
         out = []
         for check, row in sorted(self.rows.items()):
@@ -63,6 +73,18 @@ _SUMMARY = OracleSummary()
 @pytest.fixture(scope="session")
 def oracle_record() -> OracleSummary:
     return _SUMMARY
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist a worker hands its rows to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["oracle"] = json.dumps({k: asdict(v) for k, v in _SUMMARY.rows.items()}, default=str)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    _SUMMARY.merge(json.loads(getattr(node, "workeroutput", {}).get("oracle", "{}")))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
-from videomodel_server.budget.contract import to_flags
 
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
 from .media_server import MediaServer
 
 
@@ -97,20 +96,6 @@ def family_server(
     family's server, so one engine is up at a time and each starts once per run.
     """
     family: Family = request.param
-    args = [
-        "--model",
-        str(tiny_model_dir(family)),
-        "--served-model-name",
-        "tiny",
-        "--family",
-        family.value,
-        *to_flags(FAMILY_BUDGETS[family]),
-        "--decode-workers",
-        "1",
-        *ENGINE_PASSTHROUGH,
-    ]
-    proc = ServerProcess(args, tmp_path_factory.mktemp(family.value) / "server.log").start()
-    try:
+    log_dir = tmp_path_factory.mktemp(family.value)
+    with ServerProcess.tiny(tiny_model_dir(family), family, FAMILY_BUDGETS[family], log_dir).serving() as proc:
         yield family, proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()

@@ -19,11 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.process import ServerProcess, descendants
 from videomodel_server import watchdog
 from videomodel_server.budget import Family, VideoBudget
-
-from .engine_harness import ENGINE_PASSTHROUGH, ServerProcess, _descendants
-from .test_engine_qwen2_vl import budget_flags
 
 pytestmark = pytest.mark.engine
 
@@ -34,17 +32,18 @@ BUDGET = VideoBudget(max_seconds=10, fps=2, max_frames=8, max_prompt_tokens=64, 
 def server(
     tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    args = ["--model", str(tiny_model_dir(Family.QWEN2_VL)), *budget_flags(BUDGET), *ENGINE_PASSTHROUGH]
-    proc = ServerProcess(args, tmp_path_factory.mktemp("death") / "server.log").start()
+    proc = ServerProcess.tiny(
+        tiny_model_dir(Family.QWEN2_VL), Family.QWEN2_VL, BUDGET, tmp_path_factory.mktemp("death")
+    )
     try:
-        yield proc
+        yield proc.start()
     finally:
-        proc.stop()
+        proc.stop()  # its engine was killed on purpose: no clean exit to check
 
 
 def _engine_core_pids(root: int) -> list[int]:
     pids = []
-    for pid in _descendants(root):
+    for pid in descendants(root):
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
@@ -82,10 +81,9 @@ def test_dead_engine_turns_health_503_and_fails_requests_fast(server: ServerProc
 
 
 def test_engine_core_dies_with_a_killed_server(tiny_model_dir: Callable[[Family], Path], tmp_path: Path) -> None:
-    args = ["--model", str(tiny_model_dir(Family.QWEN2_VL)), *budget_flags(BUDGET), *ENGINE_PASSTHROUGH]
-    server = ServerProcess(args, tmp_path / "server.log").start()
+    server = ServerProcess.tiny(tiny_model_dir(Family.QWEN2_VL), Family.QWEN2_VL, BUDGET, tmp_path).start()
     assert server.proc is not None
-    started = {pid: watchdog.start_time(pid) for pid in _descendants(server.proc.pid)}
+    started = {pid: watchdog.start_time(pid) for pid in descendants(server.proc.pid)}
     assert _engine_core_pids(server.proc.pid), "no EngineCore process found under the server"
     server.proc.kill()  # SIGKILL: no shutdown code runs in the server
     server.proc.wait(timeout=30)

@@ -16,7 +16,7 @@ from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family
 
 from .conftest import FAMILY_BUDGETS, data_url, predicted_video_tokens, video_part
-from .engine_harness import ServerProcess
+from tests.harness.process import ServerProcess
 
 pytestmark = pytest.mark.engine
 

@@ -14,13 +14,12 @@ from typing import Any
 import openai
 import pytest
 
+from tests.harness.process import ServerProcess, descendants
 from videomodel_devtools.synthetic_videos import hd_clip, make_video
 from videomodel_server.budget import Family, VideoBudget
 
 from .conftest import predicted_video_tokens, video_part
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess, _descendants
 from .media_server import MediaServer
-from .test_engine_qwen2_vl import budget_flags
 
 pytestmark = pytest.mark.engine
 
@@ -33,21 +32,15 @@ SPEC = hd_clip(seconds=60.0)
 def hd_server(
     tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    args = [
-        "--model", str(tiny_model_dir(FAMILY)), "--served-model-name", "tiny", "--family", FAMILY.value,
-        *budget_flags(BUDGET), "--allow-http", "--decode-workers", "1", *ENGINE_PASSTHROUGH,
-    ]  # fmt: skip
     env = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32"}
-    proc = ServerProcess(args, tmp_path_factory.mktemp("hd") / "server.log", env).start()
-    try:
+    log_dir = tmp_path_factory.mktemp("hd")
+    with ServerProcess.tiny(tiny_model_dir(FAMILY), FAMILY, BUDGET, log_dir, "--allow-http", env=env).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 def _rss(pid: int) -> dict[str, int]:
     out = {}
-    for p in [pid, *_descendants(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             status = Path(f"/proc/{p}/status").read_text()
         except OSError:

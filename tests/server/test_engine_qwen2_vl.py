@@ -19,12 +19,11 @@ import httpx
 import openai
 import pytest
 
+from tests.harness.process import ServerProcess, metric
 from videomodel_devtools.synthetic_videos import HOSTILE, VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, image_tokens, smart_resize
-from videomodel_server.budget.contract import to_flags
 
 from .conftest import data_url, predicted_video_tokens, video_part
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess, metric
 from .media_server import MediaServer
 
 pytestmark = pytest.mark.engine
@@ -48,42 +47,19 @@ OTHER = VideoSpec(width=176, height=144, fps=8, seconds=4.0, codec="vp9", contai
 PROMPT = "Describe the video."
 
 
-def budget_flags(budget: VideoBudget) -> list[str]:
-    """The budget as the flags someone starting the server by hand types (every field, generated)."""
-    return to_flags(budget)
-
-
 @pytest.fixture(scope="module")
 def server(
     tiny_model_dir: Callable[[Family], Path], media_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    args = [
-        "--model",
-        str(tiny_model_dir(FAMILY)),
-        "--served-model-name",
-        "tiny-qwen2-vl",
-        "--family",
-        FAMILY.value,
-        *budget_flags(BUDGET),
-        "--allow-http",
-        "--allowed-local-media-path",
-        str(media_root),
-        "--max-concurrent-requests",
-        "1",
-        "--max-queued-requests",
-        "0",
-        "--decode-workers",
-        "1",
-        "--dtype",
-        "float32",
-        *ENGINE_PASSTHROUGH,
-    ]
     env = {"VIDEOMODEL_API_KEY": API_KEY, "VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32"}
-    proc = ServerProcess(args, tmp_path_factory.mktemp("server") / "server.log", env).start()
-    try:
+    flags = ["--allow-http", "--allowed-local-media-path", str(media_root), "--dtype", "float32"]
+    admission = ["--max-concurrent-requests", "1", "--max-queued-requests", "0"]
+    log_dir = tmp_path_factory.mktemp("server")
+    proc = ServerProcess.tiny(
+        tiny_model_dir(FAMILY), FAMILY, BUDGET, log_dir, *flags, *admission, served_model_name="tiny-qwen2-vl", env=env
+    )
+    with proc.serving():
         yield proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 @pytest.fixture(scope="module")

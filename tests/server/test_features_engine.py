@@ -18,7 +18,7 @@ from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family
 
 from .conftest import data_url
-from .engine_harness import ServerProcess
+from tests.harness.process import ServerProcess
 
 pytestmark = pytest.mark.engine
 

@@ -20,16 +20,15 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.app import create_app
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
-from videomodel_server.budget.contract import to_flags
 from videomodel_server.media import SamplingBudget, plan_sampling
 from videomodel_server.media.cache import CachedVideo, CacheKey, IdKey, VideoCache
 from videomodel_server.media_adapter import PipelineLoader, build_loader
 from videomodel_server.wiring import build_state, resolve
 
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
 from .fakes import FakeEngine
 from .harness import ThreadedServer
 from .test_features import _probe, _settings
@@ -332,25 +331,11 @@ def engine_server(
         max_seconds=8, fps=2, max_frames=8, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28, max_prompt_tokens=128,
         max_output_tokens=8,
     )  # fmt: skip
-    args = [
-        "--model",
-        str(tiny_model_dir(Family.QWEN2_VL)),
-        "--served-model-name",
-        "tiny",
-        "--family",
-        Family.QWEN2_VL.value,
-        *to_flags(budget),
-        "--allow-http",
-        "--decode-workers",
-        "1",
-        *ENGINE_PASSTHROUGH,
-    ]
     env = {"VIDEOMODEL_UNSAFE_MEDIA_EXEMPT_NETWORKS": "127.0.0.1/32"}
-    proc = ServerProcess(args, tmp_path_factory.mktemp("ids") / "server.log", env).start()
-    try:
+    log_dir = tmp_path_factory.mktemp("ids")
+    model = tiny_model_dir(Family.QWEN2_VL)
+    with ServerProcess.tiny(model, Family.QWEN2_VL, budget, log_dir, "--allow-http", env=env).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 @pytest.mark.engine

@@ -22,6 +22,7 @@ import jsonschema
 import openai
 import pytest
 
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.api.chat.protocol import ChatCompletionRequest
 from videomodel_server.api.chat.translation import build
@@ -31,10 +32,8 @@ from videomodel_server.errors import InvalidRequest, OverBudget
 from videomodel_server.jobs import ToolCall, Turn
 
 from .conftest import data_url
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
 from .fakes import FakeEngine
 from .harness import ThreadedServer
-from .test_engine_qwen2_vl import budget_flags
 from .test_features import _server
 from .test_translation import LIMITS
 
@@ -273,26 +272,13 @@ CLIP = VideoSpec(width=160, height=120, fps=10, seconds=2.0)
 def qwen3(
     tiny_model_dir: Callable[[Family], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    args = [
-        "--model",
-        str(tiny_model_dir(Family.QWEN3_VL)),
-        "--served-model-name",
-        "tiny",
-        "--family",
-        Family.QWEN3_VL.value,
-        *budget_flags(BUDGET),
-        "--decode-workers",
-        "1",
-        *ENGINE_PASSTHROUGH,
-        # no free whitespace inside forced JSON: a random model would otherwise pad to max_tokens
-        "--structured-outputs-config",
-        '{"backend": "xgrammar", "disable_any_whitespace": true}',
-    ]
-    proc = ServerProcess(args, tmp_path_factory.mktemp("tools") / "server.log").start()
-    try:
+    # no free whitespace inside forced JSON: a random model would otherwise pad to max_tokens
+    structured = ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+    log_dir = tmp_path_factory.mktemp("tools")
+    with ServerProcess.tiny(
+        tiny_model_dir(Family.QWEN3_VL), Family.QWEN3_VL, BUDGET, log_dir, engine_flags=structured
+    ).serving() as proc:
         yield proc
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 def _video_messages() -> list[Any]:

@@ -19,14 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.process import ENGINE_PASSTHROUGH, ServerProcess
 from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
+from videomodel_server.budget.contract import to_flags
 from videomodel_server.cli import parse_settings
 from videomodel_server.engine import VllmEngine, WarmupFailed
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import engine_config, resolve, resolve_checkpoint, worst_case_warmup
-
-from .engine_harness import ENGINE_PASSTHROUGH, STOPPED_CLEANLY, ServerProcess
-from .test_engine_qwen2_vl import budget_flags
 
 FAMILY = Family.QWEN2_VL
 BUDGET = VideoBudget(
@@ -64,7 +63,7 @@ def _log(path: Path) -> list[dict[str, object]]:
 def test_the_warmup_is_the_plans_worst_case_and_can_be_skipped(name: str) -> None:
     model = BUILTIN_MODELS[name]
     budget = replace(VideoBudget(), images_per_prompt=1, videos_per_prompt=2, max_frames=32)
-    settings = parse_settings(["--model", "/m", *budget_flags(budget)], environ={})
+    settings = parse_settings(["--model", "/m", *to_flags(budget)], environ={})
     resolved = resolve(settings, model)
     plan, warmup = resolved.plan, engine_config(settings, resolved).warmup
     assert warmup is not None and warmup == worst_case_warmup(resolved)
@@ -84,7 +83,7 @@ def test_the_warmup_is_the_plans_worst_case_and_can_be_skipped(name: str) -> Non
     assert request.images[0].shape == (*warmup.image_shape, 3)
     assert not (request.videos[0].frames[0, 0, 0] == request.videos[1].frames[0, 0, 0]).all()  # no cache hit
 
-    skipped = parse_settings(["--model", "/m", *budget_flags(budget), "--skip-warmup"], environ={})
+    skipped = parse_settings(["--model", "/m", *to_flags(budget), "--skip-warmup"], environ={})
     assert engine_config(skipped, resolve(skipped, model)).warmup is None
 
 
@@ -93,9 +92,7 @@ def test_ready_only_after_the_worst_case_ran_with_the_predicted_tokens(
     tiny_model_dir: Callable[[Family], Path], tmp_path: Path
 ) -> None:
     model = tiny_model_dir(FAMILY)
-    args = ["--model", str(model), "--family", FAMILY.value, *budget_flags(BUDGET), "--decode-workers", "1"]
-    proc = ServerProcess([*args, *ENGINE_PASSTHROUGH], tmp_path / "server.log").start()
-    try:
+    with ServerProcess.tiny(model, FAMILY, BUDGET, tmp_path).serving() as proc:
         # ServerProcess.start returned at the first 200 from /health: the warm-up had finished by then.
         records = _log(proc.log_path)
         messages = [str(r["msg"]) for r in records]
@@ -118,8 +115,6 @@ def test_ready_only_after_the_worst_case_ran_with_the_predicted_tokens(
         assert spec.media_tokens < counted < spec.media_tokens + 64  # the media, a short instruction, the template
         assert "videosPerPrompt=2 of 8 frames" in str(warmup["msg"])
         assert httpx.get(proc.url + "/health", timeout=5).json() == {"status": "ok"}
-    finally:
-        assert proc.stop() in STOPPED_CLEANLY, proc.tail()
 
 
 @pytest.mark.engine

@@ -1,8 +1,10 @@
 """The real server as a subprocess (``videomodel-server``, the operator's command line) on a free port.
 
-One engine at a time: fixtures are module-scoped and each module serves one family. The tiny
-checkpoints are CPU-sized; ``--kv-cache-memory-bytes`` (a vLLM passthrough flag) replaces the
-RAM-fraction sizing that fails on a shared machine (docs/vllm-notes.md).
+:meth:`ServerProcess.tiny` is the one way a test starts the real engine on a tiny checkpoint: a
+family, a budget and the flags the test is about; :meth:`ServerProcess.serving` runs it for a
+``with`` block and checks it stopped cleanly. The tiny checkpoints are CPU-sized;
+``--kv-cache-memory-bytes`` (a vLLM passthrough flag) replaces the RAM-fraction sizing that fails
+on a shared machine (docs/vllm-notes.md).
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from videomodel_server.budget import Family, VideoBudget
+from videomodel_server.budget.contract import to_flags
 
 ENGINE_PASSTHROUGH = ("--", "--kv-cache-memory-bytes", str(256 * 1024**2), "--enforce-eager")
 STARTUP_SECONDS = 600
@@ -46,6 +53,36 @@ class ServerProcess:
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def tiny(
+        cls,
+        model: Path,
+        family: Family,
+        budget: VideoBudget,
+        log_dir: Path,
+        *flags: str,
+        served_model_name: str = "tiny",
+        decode_workers: int = 1,
+        engine_flags: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> ServerProcess:
+        """The server on a tiny checkpoint with ``budget`` as the flags a user types (every field),
+        the server ``flags`` under test, then vLLM's passthrough (``engine_flags`` after the harness's)."""
+        args = [
+            "--model", str(model), "--served-model-name", served_model_name, "--family", family.value,
+            *to_flags(budget), "--decode-workers", str(decode_workers), *flags, *ENGINE_PASSTHROUGH, *engine_flags,
+        ]  # fmt: skip
+        return cls(args, log_dir / "server.log", dict(env or {}))
+
+    @contextmanager
+    def serving(self) -> Iterator[ServerProcess]:
+        """Started for the block; on the way out SIGTERM must drain it to a clean exit."""
+        self.start()
+        try:
+            yield self
+        finally:
+            assert self.stop() in STOPPED_CLEANLY, self.tail()
 
     @property
     def url(self) -> str:
@@ -84,7 +121,7 @@ class ServerProcess:
         """Peak resident memory (VmHWM) of the server and its descendants (engine core, workers)."""
         assert self.proc is not None
         total = 0
-        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -95,7 +132,7 @@ class ServerProcess:
         return total
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every descendant process (children of every thread: vLLM forks from a worker thread)."""
     out: list[int] = []
     children: list[str] = []
@@ -106,7 +143,7 @@ def _descendants(pid: int) -> list[int]:
             continue
     for child in dict.fromkeys(children):
         out.append(int(child))
-        out.extend(_descendants(int(child)))
+        out.extend(descendants(int(child)))
     return out
 
 

@@ -1,0 +1,1 @@
+"""The one test harness: servers, fakes, media and budgets that every test builds on."""
