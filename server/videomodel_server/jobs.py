@@ -14,6 +14,7 @@ from typing import Literal
 
 from .budget import Plan, VideoBudget
 from .budget.knobs import SamplingKnobs
+from .budget.sequence import FrameSequenceInfo
 
 Role = Literal["system", "user", "assistant", "tool"]
 MediaKind = Literal["video", "image"]
@@ -64,20 +65,6 @@ class RequestLimits:
             max_text_bytes=max_text_bytes,
             **request_limits,
         )
-
-
-@dataclass(frozen=True)
-class FrameSequenceInfo:
-    """``media_io_kwargs.video``'s description of a pre-extracted frame sequence (a
-    ``data:video/jpeg`` URL), as sent: the source video's ``fps``, each frame's index in it, its
-    frame count and length, and whether the server should sample the frames (None: not sent).
-    Checked against the frames and the budget by the media loader."""
-
-    fps: float | None = None
-    frames_indices: tuple[int, ...] | None = None
-    total_num_frames: int | None = None
-    duration: float | None = None
-    do_sample_frames: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,9 @@ class PipelineLoader:
     async def _load_frames(self, ref: MediaRef, budget: SamplingBudget, *, decode: bool) -> LoadedMedia:
         """A pre-extracted JPEG frame sequence (``data:video/jpeg``): checked against the budget,
         decoded in the pool, handed to the engine with the client's timestamps."""
+        from .budget.sequence import FrameSequenceInfo
         from .errors import InvalidRequest
-        from .media.frames import FramesMeta, load_frame_sequence
+        from .media.frames import load_frame_sequence
 
         options = ref.options
         if options is not None:
@@ -178,8 +179,7 @@ class PipelineLoader:
                 f"{ref.where}: video_start/video_end do not apply to a frame sequence; send only the frames wanted",
                 param=ref.where or None,
             )
-        info = options.frames if options is not None else None
-        meta = FramesMeta(**vars(info)) if info is not None else FramesMeta()
+        meta = options.frames if options is not None and options.frames is not None else FrameSequenceInfo()
         loaded = await load_frame_sequence(ref.url, meta, self.limits, budget, self.pool, decode=decode)
         plan = loaded.plan
         binding = list(plan.binding)

@@ -27,9 +27,10 @@ from PIL import Image
 from videomodel_devtools.synthetic_videos import frame_index_of, frame_pixels
 from videomodel_server.app import create_app
 from videomodel_server.budget import BUILTIN_MODELS, FAMILIES, Family, smart_resize, video_tokens
+from videomodel_server.budget.sequence import FrameSequenceInfo
 from videomodel_server.media import MediaLimits, SamplingBudget
 from videomodel_server.media.errors import FramesOverBudget, InvalidFrames
-from videomodel_server.media.frames import FramesMeta, is_frame_sequence, plan_frames
+from videomodel_server.media.frames import is_frame_sequence, plan_frames
 from videomodel_server.media_adapter import build_loader
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import build_state, resolve
@@ -72,7 +73,7 @@ LIMITS = MediaLimits(max_seconds=20)
 
 
 def test_defaults_are_vllms() -> None:
-    plan = plan_frames(FramesMeta(), 4, BUDGET, LIMITS)
+    plan = plan_frames(FrameSequenceInfo(), 4, BUDGET, LIMITS)
     assert plan.indices == (0, 1, 2, 3) and plan.fps == 1.0 and plan.total_frames == 4 and plan.duration == 4.0
     assert plan.metadata() == {
         "fps": 1.0,
@@ -84,21 +85,21 @@ def test_defaults_are_vllms() -> None:
 
 
 def test_client_timestamps_and_time_step() -> None:
-    meta = FramesMeta(fps=30, frames_indices=(0, 45, 90, 135), total_num_frames=150)
+    meta = FrameSequenceInfo(fps=30, frames_indices=(0, 45, 90, 135), total_num_frames=150)
     plan = plan_frames(meta, 4, BUDGET, LIMITS)
     assert plan.timestamps == (0.0, 1.5, 3.0, 4.5) and plan.duration == 5.0
     assert plan.sample_fps == pytest.approx(4 / 136 * 30)
 
 
 def test_odd_count_is_padded_like_vllm() -> None:
-    plan = plan_frames(FramesMeta(fps=10, frames_indices=(0, 5, 10)), 3, BUDGET, LIMITS)
+    plan = plan_frames(FrameSequenceInfo(fps=10, frames_indices=(0, 5, 10)), 3, BUDGET, LIMITS)
     assert plan.positions == (0, 1, 2, 2) and plan.indices == (0, 5, 10, 10)
     assert plan.clamped == ("frames=3->4 (the last frame repeated: frames are merged in pairs)",)
 
 
 def test_do_sample_frames_samples_like_a_video() -> None:
     """Every frame of a 10 s 30 fps video: sampled at the budget's 2 fps, capped by maxFrames=16."""
-    plan = plan_frames(FramesMeta(fps=30, do_sample_frames=True), 300, BUDGET, LIMITS)
+    plan = plan_frames(FrameSequenceInfo(fps=30, do_sample_frames=True), 300, BUDGET, LIMITS)
     assert plan.nframes == 16 and plan.sampled
     assert plan.positions == plan.indices and plan.indices[0] == 0 and plan.indices[-1] == 299
 
@@ -106,26 +107,27 @@ def test_do_sample_frames_samples_like_a_video() -> None:
 @pytest.mark.parametrize(
     ("meta", "sent", "error", "field", "needle"),
     [
-        (FramesMeta(frames_indices=(0, 5, 3, 9)), 4, InvalidFrames, "frames_indices", "strictly increasing"),
-        (FramesMeta(frames_indices=(0, 1, 1, 2)), 4, InvalidFrames, "frames_indices", "strictly increasing"),
-        (FramesMeta(frames_indices=(-1, 0)), 2, InvalidFrames, "frames_indices", "negative"),
-        (FramesMeta(frames_indices=(0, 10**400)), 2, InvalidFrames, "frames_indices", "beyond any video"),
-        (FramesMeta(total_num_frames=10**400), 2, InvalidFrames, "total_num_frames", "at most"),
-        (FramesMeta(frames_indices=(0, 1, 2)), 4, InvalidFrames, "frames_indices",
+        (FrameSequenceInfo(frames_indices=(0, 5, 3, 9)), 4, InvalidFrames, "frames_indices", "strictly increasing"),
+        (FrameSequenceInfo(frames_indices=(0, 1, 1, 2)), 4, InvalidFrames, "frames_indices", "strictly increasing"),
+        (FrameSequenceInfo(frames_indices=(-1, 0)), 2, InvalidFrames, "frames_indices", "negative"),
+        (FrameSequenceInfo(frames_indices=(0, 10**400)), 2, InvalidFrames, "frames_indices", "beyond any video"),
+        (FrameSequenceInfo(total_num_frames=10**400), 2, InvalidFrames, "total_num_frames", "at most"),
+        (FrameSequenceInfo(frames_indices=(0, 1, 2)), 4, InvalidFrames, "frames_indices",
          "3 indices but the sequence holds 4"),
-        (FramesMeta(frames_indices=(0, 10, 20, 99), total_num_frames=50), 4, InvalidFrames, "frames_indices",
+        (FrameSequenceInfo(frames_indices=(0, 10, 20, 99), total_num_frames=50), 4, InvalidFrames, "frames_indices",
          "beyond the video"),
-        (FramesMeta(total_num_frames=2), 4, InvalidFrames, "total_num_frames", "less than the 4 frames"),
-        (FramesMeta(fps=1, duration=60), 4, InvalidFrames, "duration", "contradicts"),
-        (FramesMeta(fps=1, total_num_frames=25, duration=25), 4, FramesOverBudget, "duration", "at most 20 s"),
-        (FramesMeta(fps=1, frames_indices=(0, 1, 2, 24)), 4, FramesOverBudget, "total_num_frames", "at most 20 s"),
-        (FramesMeta(fps=1000), 4, FramesOverBudget, "fps", "max_source_fps"),
-        (FramesMeta(do_sample_frames=True, frames_indices=(0, 2, 4, 6)), 4, InvalidFrames, "do_sample_frames",
+        (FrameSequenceInfo(total_num_frames=2), 4, InvalidFrames, "total_num_frames", "less than the 4 frames"),
+        (FrameSequenceInfo(fps=1, duration=60), 4, InvalidFrames, "duration", "contradicts"),
+        (FrameSequenceInfo(fps=1, total_num_frames=25, duration=25), 4, FramesOverBudget, "duration", "at most 20 s"),
+        (FrameSequenceInfo(fps=1, frames_indices=(0, 1, 2, 24)), 4, FramesOverBudget, "total_num_frames",
+         "at most 20 s"),
+        (FrameSequenceInfo(fps=1000), 4, FramesOverBudget, "fps", "max_source_fps"),
+        (FrameSequenceInfo(do_sample_frames=True, frames_indices=(0, 2, 4, 6)), 4, InvalidFrames, "do_sample_frames",
          "every frame of the video"),
     ],
 )  # fmt: skip
 def test_inconsistent_metadata_names_the_field(
-    meta: FramesMeta, sent: int, error: type[Exception], field: str, needle: str
+    meta: FrameSequenceInfo, sent: int, error: type[Exception], field: str, needle: str
 ) -> None:
     with pytest.raises(error) as info:
         plan_frames(meta, sent, BUDGET, LIMITS)
@@ -135,9 +137,9 @@ def test_inconsistent_metadata_names_the_field(
 
 def test_more_frames_than_the_budget_priced() -> None:
     """maxFrames 16 and 20 s at 2 fps: 16 frames priced; 17 JPEGs (18 once padded) are refused."""
-    assert plan_frames(FramesMeta(), 16, BUDGET, LIMITS).nframes == 16
+    assert plan_frames(FrameSequenceInfo(), 16, BUDGET, LIMITS).nframes == 16
     with pytest.raises(FramesOverBudget) as info:
-        plan_frames(FramesMeta(), 17, BUDGET, LIMITS)
+        plan_frames(FrameSequenceInfo(), 17, BUDGET, LIMITS)
     assert info.value.param == "video_url" and "at most 16 per video (maxFrames (--max-frames) 16" in info.value.message
 
 

@@ -52,6 +52,7 @@ from videomodel_server.budget import (
     smart_nframes,
     smart_resize,
 )
+from videomodel_server.budget.sequence import FrameSequenceInfo
 
 from .errors import FramesOverBudget, InvalidFrames, TooLarge
 from .limits import MediaLimits, SamplingBudget
@@ -71,17 +72,6 @@ count is refused before any arithmetic on it (a JSON integer may have hundreds o
 
 IO_FIELD = "media_io_kwargs.video"
 """Where a sequence's metadata is in the request (errors name ``media_io_kwargs.video.<field>``)."""
-
-
-@dataclass(frozen=True)
-class FramesMeta:
-    """``media_io_kwargs.video`` as the client sent it (None: not sent)."""
-
-    fps: float | None = None
-    frames_indices: tuple[int, ...] | None = None
-    total_num_frames: int | None = None
-    duration: float | None = None
-    do_sample_frames: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +223,7 @@ def split_frames(url: str, limits: MediaLimits) -> tuple[bytes, tuple[tuple[int,
 # -- the checks (pure) ---------------------------------------------------------------------------------
 
 
-def plan_frames(meta: FramesMeta, sent: int, budget: SamplingBudget, limits: MediaLimits) -> FramesPlan:
+def plan_frames(meta: FrameSequenceInfo, sent: int, budget: SamplingBudget, limits: MediaLimits) -> FramesPlan:
     """Check a sequence of ``sent`` JPEGs and its metadata against the budget; say what to decode.
 
     ``budget`` is the request's sampling budget (the server's, narrowed by the client's knobs); its
@@ -281,7 +271,7 @@ def plan_frames(meta: FramesMeta, sent: int, budget: SamplingBudget, limits: Med
     return FramesPlan(positions, indices, fps, total, duration, sent, False, tuple(clamped), tuple(binding))
 
 
-def _fps(meta: FramesMeta, limits: MediaLimits) -> float:
+def _fps(meta: FrameSequenceInfo, limits: MediaLimits) -> float:
     fps = DEFAULT_FPS if meta.fps is None else float(meta.fps)
     if not math.isfinite(fps) or fps <= 0:
         raise InvalidFrames("fps must be a positive number of frames per second", param=f"{IO_FIELD}.fps")
@@ -293,7 +283,7 @@ def _fps(meta: FramesMeta, limits: MediaLimits) -> float:
     return fps
 
 
-def _indices(meta: FramesMeta, sent: int) -> tuple[int, ...]:
+def _indices(meta: FrameSequenceInfo, sent: int) -> tuple[int, ...]:
     param = f"{IO_FIELD}.frames_indices"
     if meta.frames_indices is None:
         return tuple(range(sent))
@@ -317,7 +307,7 @@ def _indices(meta: FramesMeta, sent: int) -> tuple[int, ...]:
     return indices
 
 
-def _total(meta: FramesMeta, indices: Sequence[int]) -> int:
+def _total(meta: FrameSequenceInfo, indices: Sequence[int]) -> int:
     if meta.total_num_frames is None:
         return max(len(indices), indices[-1] + 1)
     total = meta.total_num_frames
@@ -339,7 +329,7 @@ def _total(meta: FramesMeta, indices: Sequence[int]) -> int:
     return total
 
 
-def _duration(meta: FramesMeta, total: int, fps: float, indices: Sequence[int], limits: MediaLimits) -> float:
+def _duration(meta: FrameSequenceInfo, total: int, fps: float, indices: Sequence[int], limits: MediaLimits) -> float:
     length = total / fps
     param = f"{IO_FIELD}.duration"
     duration = length
@@ -438,7 +428,13 @@ def decode_jpeg_frames(file: IO[bytes], job: FramesJob) -> JpegFrames:
 
 
 async def load_frame_sequence(
-    url: str, meta: FramesMeta, limits: MediaLimits, budget: SamplingBudget, pool: DecodePool, *, decode: bool = True
+    url: str,
+    meta: FrameSequenceInfo,
+    limits: MediaLimits,
+    budget: SamplingBudget,
+    pool: DecodePool,
+    *,
+    decode: bool = True,
 ) -> LoadedFrames:
     """Check, decode and resize a ``data:video/jpeg`` frame sequence (see the module docstring).
 

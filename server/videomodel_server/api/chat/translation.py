@@ -19,10 +19,10 @@ from typing import Any
 
 from ...budget.knobs import KnobConflict, SamplingKnobs, ceiling, narrow
 from ...budget.names import label
+from ...budget.sequence import FrameSequenceInfo
 from ...errors import InvalidRequest, ModelNotFound, OverBudget
 from ...jobs import (
     ChatJob,
-    FrameSequenceInfo,
     MediaRef,
     RequestLimits,
     Role,
