@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from videomodel_server.api.chat.protocol import ChatCompletionRequest
-from videomodel_server.api.chat.translation import build
+from videomodel_server.api.chat.protocol import ChatCompletionRequest, ProcessorKwargs, QwenVideoPart, VideoIoKwargs
+from videomodel_server.api.chat.translation import FRAME_SEQUENCE_FIELDS, build
 from videomodel_server.budget import VideoBudget
+from videomodel_server.budget.knobs import KNOB_NAMES, knob_fields
 from videomodel_server.errors import InvalidRequest, OverBudget
 from videomodel_server.jobs import MediaRef, RequestLimits, StructuredOutput
 
@@ -56,6 +58,20 @@ def test_lower_knobs_are_honoured_higher_ones_clamped_and_reported() -> None:
     options = job.videos[0].options
     assert options is not None and (options.fps, options.max_pixels, options.min_pixels) == (2, 200_704, 100_352)
     assert job.clamped == ("fps=8->2", "max_pixels=10000000->200704", "min_pixels=150000->100352")
+
+
+def test_the_wire_forms_name_the_declared_knobs() -> None:
+    """Every sampling field of the three wire forms is a budget.knobs.SamplingKnobs field, bound as declared there."""
+    assert set(ProcessorKwargs.model_fields) <= KNOB_NAMES
+    assert set(VideoIoKwargs.model_fields) - KNOB_NAMES == set(FRAME_SEQUENCE_FIELDS)
+    assert {"fps", "num_frames", "video_start", "video_end"} <= set(QwenVideoPart.model_fields)
+    assert QwenVideoPart.model_fields["num_frames"].alias == "nframes"
+    for f in knob_fields():
+        for model in (ProcessorKwargs, VideoIoKwargs, QwenVideoPart):
+            if f.name in model.model_fields:
+                assert model.model_fields[f.name].description == f.metadata["help"]
+    with pytest.raises(ValidationError):
+        ProcessorKwargs.model_validate({"num_frames": 1})
 
 
 def test_num_frames_is_even_and_within_the_plan() -> None:

@@ -73,7 +73,8 @@ def knob_fields() -> tuple[Field[Any], ...]:
     return fields(SamplingKnobs)
 
 
-CAPPED = frozenset({"num_frames"} | ({f.name for f in fields(VideoBudget)} & {f.name for f in knob_fields()}))
+KNOB_NAMES = frozenset(f.name for f in knob_fields())
+CAPPED = frozenset({"num_frames"} | ({f.name for f in fields(VideoBudget)} & KNOB_NAMES))
 """The knobs a budget caps: those :class:`VideoBudget` declares, and ``num_frames``."""
 
 

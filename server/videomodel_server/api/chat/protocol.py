@@ -13,7 +13,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...budget.knobs import knob_fields
 from ...loading import CacheSource
+
+_KNOBS = {f.name: f for f in knob_fields()}
+
+
+def knob(name: str, *, alias: str | None = None) -> Any:
+    """A wire field of the sampling knob ``name`` (:class:`~videomodel_server.budget.knobs.SamplingKnobs`):
+    None by default, with the bound and help declared there. The field keeps the knob's name (the
+    translation maps wire objects to knobs by it); ``alias`` is its name on the wire when another."""
+    declared = _KNOBS[name]
+    bound: dict[str, Any] = declared.metadata["bound"]
+    return Field(default=None, alias=alias, description=declared.metadata["help"], **bound)
+
 
 # ---------------------------------------------------------------------------------------------
 # Request: content parts
@@ -73,13 +86,13 @@ class QwenVideoPart(_Part):
     type: Literal["video"]
     video: str | list[Any] | None = None
     uuid: MediaUuid | None = None
-    fps: float | None = Field(default=None, gt=0)
-    nframes: int | None = Field(default=None, ge=2)
-    min_pixels: int | None = Field(default=None, gt=0)
-    max_pixels: int | None = Field(default=None, gt=0)
-    total_pixels: int | None = Field(default=None, gt=0)
-    video_start: float | None = Field(default=None, description="Sample from this second of the video on.")
-    video_end: float | None = Field(default=None, description="Sample up to this second of the video.")
+    fps: float | None = knob("fps")
+    num_frames: int | None = knob("num_frames", alias="nframes")
+    min_pixels: int | None = knob("min_pixels")
+    max_pixels: int | None = knob("max_pixels")
+    total_pixels: int | None = knob("total_pixels")
+    video_start: float | None = knob("video_start")
+    video_end: float | None = knob("video_end")
 
 
 class QwenImagePart(_Part):
@@ -138,14 +151,14 @@ class VideoIoKwargs(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    fps: float | None = Field(default=None, gt=0)
-    num_frames: int | None = Field(default=None, ge=2)
-    max_frames: int | None = Field(default=None, ge=2)
+    fps: float | None = knob("fps")
+    num_frames: int | None = knob("num_frames")
+    max_frames: int | None = knob("max_frames")
     frames_indices: list[int] | None = Field(default=None, min_length=1, max_length=300_000)
     total_num_frames: int | None = None
     duration: float | None = None
     do_sample_frames: bool | None = None
-    frame_recovery: bool | None = None
+    frame_recovery: bool | None = knob("frame_recovery")
 
 
 class MediaIoKwargs(BaseModel):
@@ -161,12 +174,12 @@ class ProcessorKwargs(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    fps: float | None = Field(default=None, gt=0)
-    min_pixels: int | None = Field(default=None, gt=0)
-    max_pixels: int | None = Field(default=None, gt=0)
-    total_pixels: int | None = Field(default=None, gt=0)
-    max_frames: int | None = Field(default=None, ge=2)
-    num_frames: int | None = Field(default=None, ge=2)
+    fps: float | None = knob("fps")
+    min_pixels: int | None = knob("min_pixels")
+    max_pixels: int | None = knob("max_pixels")
+    total_pixels: int | None = knob("total_pixels")
+    max_frames: int | None = knob("max_frames")
+    num_frames: int | None = knob("num_frames")
 
 
 class FunctionDefinition(BaseModel):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from ...budget.knobs import KnobConflict, SamplingKnobs, ceiling, narrow
+from ...budget.knobs import KNOB_NAMES, KnobConflict, SamplingKnobs, ceiling, narrow
 from ...budget.names import label
 from ...budget.sequence import FrameSequenceInfo
 from ...errors import InvalidRequest, ModelNotFound, OverBudget
@@ -269,17 +269,8 @@ def _media_ref(
             param=where,
             code="unsupported",
         )
-    item = SamplingKnobs(
-        fps=part.fps,
-        num_frames=part.nframes,
-        min_pixels=part.min_pixels,
-        max_pixels=part.max_pixels,
-        total_pixels=part.total_pixels,
-    )
-    options = _clamp(base, item, limits, clamped, where)
-    start, end = _window(part, where, limits)
-    if start is not None or end is not None:
-        options = replace(options, video_start=start, video_end=end)
+    options = _clamp(base, _knobs(part), limits, clamped, where)
+    _check_window(options, where, limits)
     return MediaRef("video", part.video or "", videos, options, where=where, uuid=part.uuid)
 
 
@@ -290,7 +281,7 @@ def _video_url(url: str | None, uuid: str | None, where: str) -> str:
     return url or ""
 
 
-def _window(part: QwenVideoPart, where: str, limits: RequestLimits) -> tuple[float | None, float | None]:
+def _check_window(options: VideoOptions, where: str, limits: RequestLimits) -> None:
     """``video_start``/``video_end`` checked for what can be checked before the video is probed.
 
     Each must be a finite number of seconds, not negative, the start before the end and before the
@@ -298,7 +289,7 @@ def _window(part: QwenVideoPart, where: str, limits: RequestLimits) -> tuple[flo
     once it is probed (a 400 naming the field too; an end past the video is its end, as in
     qwen-vl-utils, and noted in the clamps).
     """
-    start, end = part.video_start, part.video_end
+    start, end = options.video_start, options.video_end
     longest = limits.budget.max_seconds
     for name, value in (("video_start", start), ("video_end", end)):
         if value is None:
@@ -316,7 +307,6 @@ def _window(part: QwenVideoPart, where: str, limits: RequestLimits) -> tuple[flo
         raise InvalidRequest(
             f"{where}.video_end ({_num(end)} s) must be after video_start ({_num(start)} s)", param=f"{where}.video_end"
         )
-    return start, end
 
 
 def _check_media_counts(media: list[MediaRef], limits: RequestLimits) -> None:
@@ -342,22 +332,15 @@ def _request_video_options(request: ChatCompletionRequest, limits: RequestLimits
     if frames is not None:
         # media_io_kwargs.video.fps describes the frames' source video (vLLM): not a sampling knob.
         io = io.model_copy(update={"fps": None})
-    for name in ("fps", "num_frames", "max_frames"):
-        a, b = getattr(io, name), getattr(proc, name)
+    io_knobs, proc_knobs = _knobs(io), _knobs(proc)
+    for name, a in vars(io_knobs).items():
+        b = getattr(proc_knobs, name)
         if a is not None and b is not None and a != b:
             raise InvalidRequest(
                 f"{name} differs between media_io_kwargs.video and mm_processor_kwargs; set it once",
                 param="mm_processor_kwargs",
             )
-    merged = SamplingKnobs(
-        fps=io.fps if io.fps is not None else proc.fps,
-        num_frames=io.num_frames if io.num_frames is not None else proc.num_frames,
-        max_frames=io.max_frames if io.max_frames is not None else proc.max_frames,
-        min_pixels=proc.min_pixels,
-        max_pixels=proc.max_pixels,
-        total_pixels=proc.total_pixels,
-        frame_recovery=io.frame_recovery,
-    )
+    merged = replace(proc_knobs, **{name: a for name, a in vars(io_knobs).items() if a is not None})
     options = _clamp(VideoOptions.of(limits.budget), merged, limits, clamped, "mm_processor_kwargs")
     return replace(options, frames=frames)
 
@@ -402,6 +385,11 @@ def _is_frame_sequence(url: str) -> bool:
     if url[:5].lower() != "data:":
         return False
     return url[5:261].partition(",")[0].split(";")[0].strip().lower() == "video/jpeg"
+
+
+def _knobs(wire: VideoIoKwargs | ProcessorKwargs | QwenVideoPart) -> SamplingKnobs:
+    """The sampling knobs a wire object sets: its fields named as :class:`SamplingKnobs`' are."""
+    return SamplingKnobs(**{name: getattr(wire, name) for name in type(wire).model_fields if name in KNOB_NAMES})
 
 
 def _clamp(
