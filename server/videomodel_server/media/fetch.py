@@ -3,9 +3,10 @@
 Why this shape (docs/security.md#media-fetch):
 
 * **DNS is resolved once**, through an injectable :data:`Resolver`, every resolved address is
-  checked (:mod:`.addresses`), and the connection goes to the checked address: httpx is given
-  a network backend that maps ``(host, port)`` to the pinned IP and refuses any host it has no
-  pin for, so there is no second lookup to rebind. The URL keeps its host name, so the Host
+  checked (:mod:`.addresses`), and the connection goes to the checked address: httpx sends
+  through a transport of ours (httpx's public transport interface over an httpcore pool) whose
+  network backend maps ``(host, port)`` to the pinned IP and refuses any host it has no pin
+  for, so there is no second lookup to rebind. The URL keeps its host name, so the Host
   header, TLS SNI and certificate verification are unchanged.
 * **Redirects are followed by hand**: each hop is re-validated (scheme, domains), re-resolved,
   re-checked and pinned, up to ``max_redirects``.
@@ -44,7 +45,7 @@ import socket
 import ssl
 import stat
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -357,16 +358,17 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport with its connection pool rebuilt on the pinned backend.
+class _PinnedTransport(httpx.AsyncBaseTransport):
+    """httpx's transport interface over an httpcore pool of our own, on the pinned backend.
 
-    httpx has no public hook for a network backend; the pool attribute it builds in
-    ``__init__`` is replaced with one that differs only in ``network_backend``. The fetch tests
-    (a host name pinned to a loopback server) fail if an httpx upgrade breaks this.
+    What ``httpx.AsyncHTTPTransport`` does around its pool, through public interfaces only: the
+    request and response are mapped field for field (the timeouts travel in the request's
+    ``extensions``), and httpcore's exceptions become httpx's, while sending and while the body
+    streams, so the callers' ``httpx.TimeoutException`` / ``httpx.HTTPError`` handling holds.
+    One request at a time, no keep-alive, no retries, HTTP/1.1 only.
     """
 
     def __init__(self, pins: dict[tuple[str, int], str], ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, trust_env=False, retries=0)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=4,
@@ -376,3 +378,79 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
             retries=0,
             network_backend=_PinnedBackend(pins),
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = await self._pool.handle_async_request(core)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """An httpcore response body as httpx reads it, its exceptions mapped as the send's are."""
+
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    # Most specific first: the first match wins (httpx's own table, in that order).
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+"""httpcore's exceptions and the httpx ones ``AsyncHTTPTransport`` raises for them."""
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """Re-raise an httpcore exception as its httpx counterpart (others pass through)."""
+    try:
+        yield
+    except Exception as exc:
+        for core, mapped in _HTTPX_ERRORS:
+            if isinstance(exc, core):
+                raise mapped(str(exc)) from exc
+        raise
