@@ -10,43 +10,16 @@ override, the receipt and the metric) is ``tests/server/test_frame_recovery_serv
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from videomodel_devtools.synthetic_videos import frame_index_of, frame_pixels
+from tests.harness.clips import CLIP_FPS as FPS
+from tests.harness.clips import make_clips
+from videomodel_devtools.synthetic_videos import frame_index_of
 from videomodel_server.media import DecodePool, MediaError, MediaLimits, SamplingBudget, load_video
 from videomodel_server.media.selection import FrameSelector
-
-FPS = 10
-
-
-def corrupt_mjpeg(path: Path, frames: int, bad: set[int], width: int = 160, height: int = 120) -> Path:
-    """An MJPEG/Matroska clip of ``frames`` frames at 10 fps whose ``bad`` frames do not decode."""
-    import av
-
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("mjpeg", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
-        stream.codec_context.time_base = Fraction(1, FPS)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_pixels(i, width, height), format="rgb24").reformat(
-                format="yuvj420p"
-            )
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                if i in bad:  # a JPEG start, then nothing FFmpeg can read
-                    broken = av.Packet(b"\xff\xd8\xff\xe0garbage" + bytes(200))
-                    broken.pts, broken.dts, broken.time_base = packet.pts, packet.dts, packet.time_base
-                    broken.stream = stream
-                    container.mux(broken)
-                else:
-                    container.mux(packet)
-        container.mux(stream.encode(None))
-    return path
-
 
 # -- the selector (pure) ------------------------------------------------------------------------------
 
@@ -99,15 +72,6 @@ BUDGET = SamplingBudget(fps=2.0, max_frames=64, min_pixels=128 * 28 * 28, max_pi
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clips(tmp_path_factory.mktemp("recovery"))
-
-
-def make_clips(root: Path) -> Path:
-    """The corrupt clips of these tests (and of ``tests/server/test_frame_recovery_server.py``)."""
-    corrupt_mjpeg(root / "two-lost.mkv", 20, {6, 7, 13})  # 2 s: targets 0, 6, 13, 19
-    corrupt_mjpeg(root / "many-lost.mkv", 200, set(range(3, 200, 5)))  # 20 s, 40 packets lost
-    corrupt_mjpeg(root / "clean.mkv", 20, set())
-    corrupt_mjpeg(root / "dense-lost.mkv", 100, {i for i in range(100) if i % 5 in (1, 3)})  # 10 s, 40 lost
-    return root
 
 
 def _limits(root: Path, **changes: Any) -> MediaLimits:

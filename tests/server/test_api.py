@@ -1,6 +1,6 @@
 """API shape, errors, admission and cancellation through a real uvicorn server and the OpenAI client.
 
-The engine and media loader here are fakes behind the server's own seams (tests/server/fakes.py):
+The engine and media loader here are fakes behind the server's own seams (tests/harness/fakes.py):
 these tests pin the HTTP contract. Real video through the real engine: test_engine_*.py.
 """
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +19,9 @@ import httpx
 import openai
 import pytest
 
-from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS
-from videomodel_server.cli import options
-from videomodel_server.settings import ServerSettings
-from videomodel_server.wiring import build_state, resolve
-
-from .fakes import FakeEngine, FakeLoader
-from .harness import ThreadedServer
+from tests.harness import FakeEngine, FakeLoader, ThreadedServer, fake_engine_server
 
 VIDEO = "https://videos.example/clip.mp4"
-
-
-GROUP_OF = {opt.name: opt.group for opt in options()} | {"api_key": "listen"}
-
-
-def _server(
-    engine: FakeEngine, loader: FakeLoader, hooks: dict[str, Callable[[], None]] | None = None, **overrides: Any
-) -> ThreadedServer:
-    """A server on the fake engine; ``overrides`` are settings by field name, whatever their group;
-    ``hooks``: create_app's ``on_engine_*`` callbacks."""
-    groups: dict[str, dict[str, Any]] = {
-        "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"}
-    }
-    for name, value in overrides.items():
-        groups.setdefault(GROUP_OF[name], {})[name] = value
-    settings = ServerSettings.model_validate(groups)
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
-    state = build_state(settings, resolved, loader, engine=engine)
-    return ThreadedServer(create_app(state, **(hooks or {})))
 
 
 @pytest.fixture
@@ -62,7 +36,9 @@ def loader() -> FakeLoader:
 
 @pytest.fixture
 def server(engine: FakeEngine, loader: FakeLoader) -> Iterator[ThreadedServer]:
-    with _server(engine, loader, images_per_prompt=1, videos_per_prompt=2, max_seconds=20, api_key="sekret") as s:
+    with fake_engine_server(
+        engine, loader, images_per_prompt=1, videos_per_prompt=2, max_seconds=20, api_key="sekret"
+    ) as s:
         yield s
 
 
@@ -200,7 +176,7 @@ def test_health_metrics_and_auth(server: ThreadedServer) -> None:
 
 def test_health_is_503_while_loading(loader: FakeLoader) -> None:
     engine = FakeEngine(is_ready=False)
-    with _server(engine, loader) as s:
+    with fake_engine_server(engine, loader) as s:
         resp = httpx.get(s.url + "/health")
         assert resp.status_code == 503
         chat = _post(s, {"messages": [{"role": "user", "content": "x"}]}, key=None)
@@ -249,7 +225,7 @@ def test_validation_errors_never_echo_input(server: ThreadedServer) -> None:
 
 
 def test_body_over_the_cap_is_413() -> None:
-    with _server(FakeEngine(), FakeLoader(), max_request_body_bytes=1000) as s:
+    with fake_engine_server(FakeEngine(), FakeLoader(), max_request_body_bytes=1000) as s:
         big = {"messages": [{"role": "user", "content": "x" * 5000}]}
         _assert_envelope(_post(s, big, key=None), 413, "1000")
 
@@ -310,7 +286,9 @@ def _metric(server: ThreadedServer, name: str, labels: str = "") -> float:
 def test_overload_is_503_at_once_without_decoding() -> None:
     release = threading.Event()
     loader = FakeLoader(hold=release)
-    with _server(FakeEngine(), loader, max_concurrent_requests=1, max_queued_requests=0, retry_after_seconds=3) as s:
+    with fake_engine_server(
+        FakeEngine(), loader, max_concurrent_requests=1, max_queued_requests=0, retry_after_seconds=3
+    ) as s:
         holder = threading.Thread(target=_post, args=(s, {"messages": _video_message()}), kwargs={"key": None})
         holder.start()
         try:
@@ -333,7 +311,7 @@ def test_overload_is_503_at_once_without_decoding() -> None:
 
 def test_disconnect_during_decode_cancels_it() -> None:
     loader = FakeLoader(delay=30)
-    with _server(FakeEngine(), loader) as s:
+    with fake_engine_server(FakeEngine(), loader) as s:
         with pytest.raises(httpx.ReadTimeout):
             _post(s, {"messages": _video_message()}, key=None, timeout=0.5)
         deadline = time.monotonic() + 5
@@ -346,7 +324,7 @@ def test_disconnect_during_decode_cancels_it() -> None:
 
 def test_disconnect_during_stream_aborts_the_engine_request() -> None:
     engine = FakeEngine(delay=0.5, words=tuple(f" w{i}" for i in range(100)))
-    with _server(engine, FakeLoader()) as s:
+    with fake_engine_server(engine, FakeLoader()) as s:
         body = {"messages": _video_message(), "stream": True, "max_tokens": 100}
         with httpx.stream("POST", s.url + "/v1/chat/completions", json=body, timeout=10) as r:
             for line in r.iter_lines():
@@ -362,7 +340,7 @@ def test_disconnect_during_stream_aborts_the_engine_request() -> None:
 
 
 def test_deadline_gives_504() -> None:
-    with _server(FakeEngine(), FakeLoader(delay=5), request_timeout=0.3) as s:
+    with fake_engine_server(FakeEngine(), FakeLoader(delay=5), request_timeout=0.3) as s:
         err = _assert_envelope(_post(s, {"messages": _video_message()}, key=None), 504, "deadline")
         assert err["code"] == "deadline_exceeded"
 
@@ -379,7 +357,7 @@ def test_engine_hooks_run_once_ready_or_failed(engine_type: type[FakeEngine], ex
         "on_engine_ready": lambda: calls.append("ready"),
         "on_engine_start_failure": lambda: calls.append("failed"),
     }
-    with _server(engine_type(), FakeLoader(), hooks):
+    with fake_engine_server(engine_type(), FakeLoader(), hooks=hooks):
         for _ in range(100):
             if calls:
                 break
