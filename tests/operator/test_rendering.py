@@ -17,7 +17,6 @@ from videomodel_operator.rendering import (
     Capabilities,
     keep_live_selector,
     render,
-    render_deployment,
     selector_string,
     server_args,
     serving_contract,
@@ -25,7 +24,7 @@ from videomodel_operator.rendering import (
 from videomodel_operator.spec import parse_video_model
 from videomodel_operator.units import parse_bytes
 
-from .conftest import EXAMPLES, load_body, load_cr
+from .conftest import EXAMPLES, deployment_for, load_body, load_cr, sizing_for
 
 K8S_VERSION = "1.34.0"
 """A current release kubernetes-validate ships schemas for (it bundles up to its own version)."""
@@ -146,7 +145,7 @@ def test_server_flags_carry_the_plan() -> None:
     assert contract["budget"]["max_frames"] == 128
     assert contract["plan"]["fetch_timeout_seconds"] == 72.1
     assert contract["engine"]["tensor_parallel_size"] == 1
-    deployment = render_deployment(cr, plan)
+    deployment = deployment_for(cr, plan)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     env = {e["name"]: e for e in container["env"]}
@@ -165,7 +164,7 @@ def test_extra_engine_args_come_after_a_double_dash() -> None:
 
 def _hash(body: dict[str, Any]) -> str:
     cr = parse_video_model(body)
-    deployment = render_deployment(cr, plan_for(cr.spec))
+    deployment = deployment_for(cr, plan_for(cr.spec))
     annotation: str = deployment["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
     return annotation
 
@@ -226,7 +225,7 @@ def test_memory_is_sized_from_the_budget() -> None:
 
     def memory(body: dict[str, Any]) -> str:
         cr = parse_video_model(body)
-        container = render_deployment(cr, plan_for(cr.spec))["spec"]["template"]["spec"]["containers"][0]
+        container = deployment_for(cr, plan_for(cr.spec))["spec"]["template"]["spec"]["containers"][0]
         requested: str = container["resources"]["requests"]["memory"]
         assert container["resources"]["limits"]["memory"] == requested
         return requested
@@ -319,7 +318,7 @@ def test_tmp_and_every_emptydir_are_sized_and_covered_by_ephemeral_storage() -> 
 
     cr = load_cr(EXAMPLES / "qwen3-vl-8b-h100.yaml")
     plan = plan_for(cr.spec)
-    pod = render_deployment(cr, plan)["spec"]["template"]["spec"]
+    pod = deployment_for(cr, plan)["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     in_flight = serving_contract(cr.spec, plan).admission.max_concurrent_requests
     spooled = in_flight * max(1, plan.videos_per_prompt) * plan.max_video_bytes
@@ -337,7 +336,6 @@ def test_tmp_and_every_emptydir_are_sized_and_covered_by_ephemeral_storage() -> 
 
 def test_host_memory_grows_with_tensor_parallelism_and_counts_the_processor_cache() -> None:
     """Defect 2: a flat 6 Gi base no longer; mm_processor_cache_gb is accounted."""
-    from videomodel_operator.rendering import sizing
     from videomodel_operator.rendering.sizing import BASE_MEMORY
 
     body = load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
@@ -345,7 +343,7 @@ def test_host_memory_grows_with_tensor_parallelism_and_counts_the_processor_cach
     four = copy.deepcopy(body)
     four["spec"]["resources"]["gpu"]["count"] = 4
     four["spec"].setdefault("engine", {})["tensorParallelSize"] = 4
-    small, big = (sizing(_cr(b).spec, plan_for(_cr(b).spec)) for b in (one, four))
+    small, big = (sizing_for(_cr(b).spec, plan_for(_cr(b).spec)) for b in (one, four))
     assert big.memory_bytes - big.shm_bytes >= small.memory_bytes - small.shm_bytes + 3 * 2 * 1024**3
     cr = _cr(one)
     plan = plan_for(cr.spec)
@@ -395,10 +393,10 @@ def test_the_config_hash_covers_only_what_the_pod_consumes(monkeypatch: pytest.M
 
     cr = load_cr(EXAMPLES / "qwen2-vl-7b-a100.yaml")
     plan = plan_for(cr.spec)
-    before = render_deployment(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    before = deployment_for(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
     monkeypatch.setattr(workload, "plan_table", lambda plan: "reworded\n")
-    assert workload.render_config_map(cr, plan)["data"]["plan.txt"] == "reworded\n"
-    after = render_deployment(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    assert workload.render_config_map(cr, plan, serving_contract(cr.spec, plan))["data"]["plan.txt"] == "reworded\n"
+    after = deployment_for(cr, plan)["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
     assert after == before
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from videomodel_devtools.pod import container_argv
 from videomodel_operator.planning import plan_for
-from videomodel_operator.rendering import render, serving_contract, sizing
+from videomodel_operator.rendering import render, serving_contract
 from videomodel_operator.rendering.sizing import MAX_DERIVED_DECODE_WORKERS, admission_settings, reserved_cpu_milli
 from videomodel_operator.spec import VideoModel, parse_video_model
 from videomodel_server.budget.contract import (
@@ -32,7 +32,7 @@ from videomodel_server.budget.contract import (
 )
 from videomodel_server.cli import parse_settings
 
-from .conftest import EXAMPLES, load_body
+from .conftest import EXAMPLES, load_body, sizing_for
 
 EXAMPLE = EXAMPLES / "qwen2.5-vl-7b-l4.yaml"
 
@@ -65,7 +65,7 @@ def test_a_big_gpu_admits_more_than_a_small_one() -> None:
     assert small_cap == min(small_plan.concurrent_requests, MAX_DERIVED_CONCURRENT_REQUESTS) == 7
     assert big_cap == min(big_plan.concurrent_requests, MAX_DERIVED_CONCURRENT_REQUESTS) > small_cap
     # Every admitted request holds its download in /tmp: the pod is sized for the larger cap too.
-    assert sizing(big.spec, big_plan).tmp_bytes > sizing(small.spec, small_plan).tmp_bytes
+    assert sizing_for(big.spec, big_plan).tmp_bytes > sizing_for(small.spec, small_plan).tmp_bytes
 
 
 def test_the_cap_is_never_below_one_and_keeps_the_default_without_a_memory_model() -> None:
@@ -90,7 +90,7 @@ def test_the_decode_pool_follows_the_cpu_request() -> None:
     parallel = admission.max_concurrent_requests * max(1, plan.videos_per_prompt)
     assert admission.decode_workers == min(cores, parallel)
     assert admission.decode_threads == cores  # a lone request decodes on every decoding core
-    assert sizing(cr.spec, plan).cpu_milli == 12_000  # a request set in the CR is kept
+    assert sizing_for(cr.spec, plan).cpu_milli == 12_000  # a request set in the CR is kept
 
     # A small request still gets one worker with one thread.
     tight = _cr(resources={"cpu": "500m"})
@@ -110,12 +110,12 @@ def test_the_cpu_request_grows_with_the_decode_workers() -> None:
     assert few.decode_workers == min(few.max_concurrent_requests * videos, MAX_DERIVED_DECODE_WORKERS)
     assert (many.decode_workers, many.decode_threads) == (MAX_DERIVED_DECODE_WORKERS, MAX_DERIVED_DECODE_WORKERS)
     assert few.decode_workers < many.decode_workers and few.decode_threads == few.decode_workers
-    cpu_few, cpu_many = sizing(tiny.spec, tiny_plan).cpu_milli, sizing(big.spec, big_plan).cpu_milli
+    cpu_few, cpu_many = sizing_for(tiny.spec, tiny_plan).cpu_milli, sizing_for(big.spec, big_plan).cpu_milli
     assert cpu_few == reserved_cpu_milli(tiny.spec) + few.decode_workers * DECODE_CPU_MILLI
     assert cpu_many - cpu_few == (many.decode_workers - few.decode_workers) * DECODE_CPU_MILLI
 
     explicit = [_cr(admission={"decodeWorkers": n, "decodeThreads": 2}) for n in (1, 3)]
-    cpus = [sizing(cr.spec, plan_for(cr.spec)).cpu_milli for cr in explicit]
+    cpus = [sizing_for(cr.spec, plan_for(cr.spec)).cpu_milli for cr in explicit]
     assert cpus[1] - cpus[0] == 2 * DECODE_CPU_MILLI
 
 
@@ -125,7 +125,7 @@ def test_values_set_in_the_cr_win() -> None:
     assert plan.concurrent_requests != 3
     admission = serving_contract(cr.spec, plan).admission
     assert (admission.max_concurrent_requests, admission.decode_workers, admission.decode_threads) == (3, 5, 2)
-    assert sizing(cr.spec, plan).cpu_milli == reserved_cpu_milli(cr.spec) + 5 * DECODE_CPU_MILLI
+    assert sizing_for(cr.spec, plan).cpu_milli == reserved_cpu_milli(cr.spec) + 5 * DECODE_CPU_MILLI
     hpa = next(o for o in render(cr, plan) if o["kind"] == "HorizontalPodAutoscaler")
     assert float(hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"]) == 3
 
@@ -163,7 +163,7 @@ def test_the_rendered_contract_carries_the_values_and_the_server_parses_them(
     cpu = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
     from videomodel_operator.units import parse_cpu
 
-    assert parse_cpu(cpu) == sizing(cr.spec, plan).cpu_milli
+    assert parse_cpu(cpu) == sizing_for(cr.spec, plan).cpu_milli
 
 
 @pytest.mark.parametrize("drain_seconds", [120, 40, 5])

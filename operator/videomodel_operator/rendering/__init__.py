@@ -9,10 +9,12 @@ Pure: no I/O, clock or environment. The operator applies exactly this list (serv
   reason (:mod:`videomodel_operator.units`).
 - The pod template carries ``videomodel.io/config-hash``: a digest of what the pods consume.
 
-Laid out by job: :mod:`.common` (names, labels, metadata), :mod:`.sizing` (CPU, memory, disk),
-:mod:`.server` (the serving contract and the command line), :mod:`.workload` (ConfigMap, pod,
-Deployment, config hash), :mod:`.networking` (Service, NetworkPolicy), :mod:`.scaling` (PDB,
-HPA, ServiceMonitor).
+Laid out by job, each module importing only those listed before it (pyproject.toml's import
+contracts check it): :mod:`.common` (names, labels, metadata), :mod:`.sizing` (CPU, memory,
+disk, and the admission settings the CPU implies), :mod:`.server` (the serving contract and the
+command line), then, independent of each other, :mod:`.workload` (ConfigMap, pod, Deployment,
+config hash), :mod:`.networking` (Service, NetworkPolicy) and :mod:`.scaling` (PDB, HPA,
+ServiceMonitor). Objects that read the serving contract are given it by :func:`render`.
 """
 
 from __future__ import annotations
@@ -47,14 +49,19 @@ from .workload import (
 
 
 def render(cr: VideoModel, plan: Plan, caps: Capabilities | None = None) -> list[Obj]:
-    """Every object the operator applies for ``cr``, in apply order (config before workload)."""
+    """Every object the operator applies for ``cr``, in apply order (config before workload).
+
+    The serving contract is derived once, here: the ConfigMap carries it, the pod is sized and
+    hashed for it and the HPA aims at its admission cap.
+    """
     caps = caps or Capabilities()
-    optional = [render_pdb(cr), render_hpa(cr, plan), render_service_monitor(cr, caps.service_monitor)]
+    contract = serving_contract(cr.spec, plan)
+    optional = [render_pdb(cr), render_hpa(cr, contract), render_service_monitor(cr, caps.service_monitor)]
     return [
-        render_config_map(cr, plan),
+        render_config_map(cr, plan, contract),
         render_service(cr),
         render_network_policy(cr),
-        render_deployment(cr, plan),
+        render_deployment(cr, plan, contract),
         *[obj for obj in optional if obj is not None],
     ]
 

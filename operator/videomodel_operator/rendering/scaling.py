@@ -9,12 +9,11 @@ of admitted requests alone can never exceed the cap, so it could never scale out
 
 from __future__ import annotations
 
-from videomodel_server.budget import Plan
+from videomodel_server.budget.contract import ServingContract
 
 from ..spec import DEFAULT_AUTOSCALING_METRIC, VideoModel
 from ..units import format_decimal_milli, parse_cpu
 from .common import Obj, metadata, selector_labels
-from .server import serving_contract
 
 LOAD_METRIC = DEFAULT_AUTOSCALING_METRIC
 """``videomodel_requests_outstanding``: in flight plus queued for admission, per replica."""
@@ -33,16 +32,16 @@ def render_pdb(cr: VideoModel) -> Obj | None:
     }
 
 
-def hpa_target(cr: VideoModel, plan: Plan) -> str:
-    """The per-pod average the HPA aims at: the CR's, else the server's admission cap."""
+def hpa_target(cr: VideoModel, contract: ServingContract) -> str:
+    """The per-pod average the HPA aims at: the CR's, else the admission cap of the server's ``contract``."""
     auto = cr.spec.autoscaling
     assert auto is not None
     if auto.metric.average_value is not None:
         return format_decimal_milli(parse_cpu(auto.metric.average_value))
-    return str(serving_contract(cr.spec, plan).admission.max_concurrent_requests)
+    return str(contract.admission.max_concurrent_requests)
 
 
-def render_hpa(cr: VideoModel, plan: Plan) -> Obj | None:
+def render_hpa(cr: VideoModel, contract: ServingContract) -> Obj | None:
     auto = cr.spec.autoscaling
     if auto is None:
         return None
@@ -59,7 +58,7 @@ def render_hpa(cr: VideoModel, plan: Plan) -> Obj | None:
                     "type": "Pods",
                     "pods": {
                         "metric": {"name": auto.metric.name},
-                        "target": {"type": "AverageValue", "averageValue": hpa_target(cr, plan)},
+                        "target": {"type": "AverageValue", "averageValue": hpa_target(cr, contract)},
                     },
                 }
             ],

@@ -12,6 +12,7 @@ from videomodel_server.budget.contract import BUDGET_FILE_KEY, EngineSettings, S
 
 from ..spec import SERVER_PORT, VideoModelSpec
 from .common import DOWNLOAD_DIR, HF_CACHE_MOUNT, MODELS_MOUNT, SERVING_MOUNT
+from .sizing import admission_settings
 
 
 def model_path(spec: VideoModelSpec) -> str:
@@ -36,11 +37,9 @@ def serving_contract(spec: VideoModelSpec, plan: Plan) -> ServingContract:
     derived from the plan and the pod's CPU where the CR leaves it unset
     (:func:`.sizing.admission_settings`); engine settings the CR does not set are the server's
     own defaults. Every field is written out, so the pod's sizing and the server's behaviour come
-    from the same numbers.
+    from the same numbers. :func:`~videomodel_operator.rendering.render` computes it once and
+    hands it to everything that reads it (the ConfigMap, the pod's sizing, the HPA).
     """
-    # Imported here: sizing reads this contract, and this contract reads sizing's derivation.
-    from .sizing import admission_settings
-
     model = spec.to_model_spec()
     admission = admission_settings(spec, plan)
     engine = engine_settings(spec, plan, admission.max_concurrent_requests)

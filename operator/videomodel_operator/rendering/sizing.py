@@ -35,6 +35,7 @@ from videomodel_server.budget import Plan
 from videomodel_server.budget.contract import (
     DECODE_CPU_MILLI,
     AdmissionSettings,
+    ServingContract,
     concurrency_cap,
     decode_pool,
     default_concurrency,
@@ -43,7 +44,6 @@ from videomodel_server.budget.contract import (
 from ..spec import VideoModelSpec
 from ..units import parse_bytes, parse_cpu, round_up_mib
 from .common import GiB, MiB
-from .server import serving_contract
 
 BASE_MEMORY = 6 * GiB
 """The API process, tokenizer, vLLM's host side and the first CUDA context: before any video."""
@@ -149,8 +149,12 @@ def decode_cpu_milli(admission: AdmissionSettings) -> int:
     return admission.decode_workers * DECODE_CPU_MILLI
 
 
-def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
+def sizing(spec: VideoModelSpec, plan: Plan, contract: ServingContract) -> Sizing:
     """CPU, memory, /dev/shm, /tmp and cache sizes for one replica.
+
+    ``contract`` is the serving contract rendered for ``spec`` and ``plan``
+    (:func:`~videomodel_operator.rendering.server.serving_contract`): the pod is sized for the
+    admission and engine settings its server is given.
 
     Video work per admitted request: the download (a data URL arrives in the request body, and
     a spooled file's page cache is charged to the container) plus the decoded worst-case frames
@@ -158,7 +162,6 @@ def sizing(spec: VideoModelSpec, plan: Plan) -> Sizing:
     request the server admits at once. /dev/shm carries frames between the decode workers and
     the engine, and NCCL's buffers under tensor parallelism.
     """
-    contract = serving_contract(spec, plan)
     in_flight = contract.admission.max_concurrent_requests
     videos = max(1, plan.videos_per_prompt)
     decoded = decoded_video_bytes(plan)

@@ -17,7 +17,7 @@ import json
 import math
 
 from videomodel_server.budget import Plan
-from videomodel_server.budget.contract import BUDGET_FILE_KEY
+from videomodel_server.budget.contract import BUDGET_FILE_KEY, ServingContract
 
 from ..planning import plan_table
 from ..spec import SERVER_PORT, VideoModel, VideoModelSpec
@@ -35,7 +35,7 @@ from .common import (
     metadata,
     selector_labels,
 )
-from .server import model_path, server_args, serving_contract
+from .server import model_path, server_args
 from .sizing import Sizing, sizing, startup_budget
 
 REPLICAS_ANNOTATION = "videomodel.io/replicas-owner"
@@ -268,26 +268,26 @@ def config_hash(pod: Obj, serving_json: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def render_config_map(cr: VideoModel, plan: Plan) -> Obj:
-    """The budget file the server reads, and the plan for people (``kubectl get cm -o yaml``)."""
+def render_config_map(cr: VideoModel, plan: Plan, contract: ServingContract) -> Obj:
+    """The budget file the server reads (``contract``), and the plan for people (``kubectl get cm -o yaml``)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(cr, config_map_name(cr.metadata.name), "plan"),
         "data": {
-            BUDGET_FILE_KEY: serving_contract(cr.spec, plan).to_json(),
+            BUDGET_FILE_KEY: contract.to_json(),
             "plan.json": json.dumps(plan.to_dict(), indent=2) + "\n",
             "plan.txt": plan_table(plan),
         },
     }
 
 
-def render_deployment(cr: VideoModel, plan: Plan) -> Obj:
-    """The Deployment. With autoscaling it leaves ``spec.replicas`` to the HPA."""
+def render_deployment(cr: VideoModel, plan: Plan, contract: ServingContract) -> Obj:
+    """The Deployment, sized for the server's ``contract``. With autoscaling it leaves ``spec.replicas`` to the HPA."""
     spec = cr.spec
-    size = sizing(spec, plan)
+    size = sizing(spec, plan, contract)
     pod = pod_spec(cr, plan, size)
-    digest = config_hash(pod, serving_contract(spec, plan).to_json())
+    digest = config_hash(pod, contract.to_json())
     name = cr.metadata.name
     rollout = spec.rollout
     deployment_spec: Obj = {
