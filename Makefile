@@ -10,9 +10,13 @@ env:
 demo: env
 	$(BIN)/python scripts/demo.py
 
-## format check, lint, types, layering, then the whole test suite
+## format check, lint, types, layering, then the whole test suite: two xdist workers (the tests that
+## share an engine stay on one worker: tests/conftest.py), then the `serial` tests alone on the machine.
+## Each run ends with its 15 slowest tests.
+PYTEST_PARALLEL := -n 2 --dist loadgroup
 test: env check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 check: env
 	$(BIN)/ruff format --check .
@@ -53,4 +57,4 @@ TESTS312 := tests/unit tests/media tests/operator/test_crd.py tests/operator/tes
 test312:
 	@bash scripts/bootstrap312.sh
 	.venv312/bin/mypy --python-version 3.12
-	.venv312/bin/python -m pytest $(TESTS312)
+	.venv312/bin/python -m pytest $(PYTEST_PARALLEL) $(TESTS312)

@@ -9,11 +9,27 @@ measure time or load and run afterwards, alone on the machine (``-m serial``).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.models", "tests.fixtures.videos"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """On an xdist worker, the vLLM engines this worker starts compute on a CPU of their own.
+
+    vLLM's CPU worker binds its OpenMP threads to the last cores (``VLLM_CPU_OMP_THREADS_BIND=auto``),
+    so two workers' engines would share one core while the other idles. Worker N binds to CPU N
+    (modulo the CPUs this process may use); a value set by the caller is kept.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(cpus[int(worker[2:]) % len(cpus)])
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "family_server" in getattr(item, "fixturenames", ()):

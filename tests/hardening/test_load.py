@@ -55,7 +55,8 @@ from videomodel_server.budget import Family, VideoBudget
 from ..server.media_server import MediaServer
 from .conftest import RESULTS
 
-pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
+# serial: it measures the server under load, so `make test` runs it alone on the machine.
+pytestmark = [pytest.mark.engine, pytest.mark.serial, pytest.mark.timeout(900)]
 
 REQUESTS = 1200
 CONCURRENCY = 32
