@@ -16,7 +16,7 @@ from typing import Any
 
 EXPORTS: dict[str, tuple[str, ...]] = {
     "app": ("AppServer", "GROUP_OF", "MODEL", "app_state", "fake_engine_server", "pipeline_loader", "server_settings"),
-    "budgets": ("FAMILY_BUDGETS", "family_budget", "predicted_video_tokens", "probe_result"),
+    "budgets": ("FAMILY_BUDGETS", "TRANSLATION_LIMITS", "family_budget", "predicted_video_tokens", "probe_result"),
     "clips": ("CLIP_FPS", "corrupt_mjpeg", "make_clips"),
     "fakes": ("FakeEngine", "FakeLoader"),
     "media": ("HOSTILE", "MediaServer", "Seen", "TlsSetup", "loopback_resolver", "self_signed"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from videomodel_devtools.synthetic_videos import VideoSpec
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
+from videomodel_server.jobs import RequestLimits
 from videomodel_server.media import ProbeResult
 
 
@@ -55,3 +56,21 @@ def probe_result(seconds: float = 5.0, fps: float = 30.0, width: int = 640, heig
         stream_index=0,
         base_fps=fps,
     )
+
+
+TRANSLATION_LIMITS = RequestLimits(
+    model_name="m",
+    budget=VideoBudget(
+        fps=2,
+        max_frames=64,
+        min_pixels=100_352,
+        max_pixels=200_704,
+        videos_per_prompt=2,
+        images_per_prompt=1,
+        max_output_tokens=256,
+        max_prompt_tokens=64,
+    ),
+    frames_per_video=40,
+    max_text_bytes=64 * 32,
+)
+"""The limits of the pure translation tests (a request against a 64-frame, 2 fps budget)."""

@@ -1,8 +1,7 @@
-"""Fixtures of the server tests: a media directory, a loopback media server, the prediction oracle."""
+"""Fixtures of the server tests: a media directory and its loopback server, videos, a real server per family."""
 
 from __future__ import annotations
 
-import base64
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,11 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.harness.process import ServerProcess
+from tests.harness import FAMILY_BUDGETS, MediaServer, ServerProcess
+from tests.harness import data_url as data_url
+from tests.harness import predicted_video_tokens as predicted_video_tokens
+from tests.harness import video_part as video_part
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
-from videomodel_server.budget import FAMILIES, Family, VideoBudget, price_video
+from videomodel_server.budget import Family
 
-from .media_server import MediaServer
+# data_url, video_part and predicted_video_tokens are the harness's; they are re-exported here only for
+# tests/server/test_engine_*.py, test_features_engine.py and tests/operator/test_rendered_server.py
+# until those import from tests.harness.
 
 
 @pytest.fixture(scope="session")
@@ -40,50 +44,12 @@ def publish(media_root: Path) -> Callable[[Path, str], str]:
     return put
 
 
-def data_url(path: Path, mime: str = "video/mp4") -> str:
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
-
-
-def video_part(url: str) -> dict[str, Any]:
-    return {"type": "video_url", "video_url": {"url": url}}
-
-
-def predicted_video_tokens(family: Family, spec: VideoSpec, budget: VideoBudget) -> int:
-    """What the budget module says one video of ``spec`` costs under ``budget`` (qwen-vl-utils rules)."""
-    price = price_video(
-        budget,
-        FAMILIES[family],
-        total_frames=round(spec.seconds * spec.fps),
-        source_fps=spec.fps,
-        height=spec.height,
-        width=spec.width,
-    )
-    return price.tokens
-
-
 @pytest.fixture(scope="session")
 def video_file() -> Callable[..., Path]:
     def build(**fields: Any) -> Path:
         return make_video(VideoSpec(**fields))
 
     return build
-
-
-def family_budget(family: Family) -> VideoBudget:
-    """The small budget of the per-family engine tests: 12 s at 2 fps, 12 frames of 4-48 tokens' pixels."""
-    factor = FAMILIES[family].factor
-    return VideoBudget(
-        max_seconds=12,
-        fps=2,
-        max_frames=12,
-        min_pixels=4 * factor * factor,
-        max_pixels=48 * factor * factor,
-        max_prompt_tokens=128,
-        max_output_tokens=32,
-    )
-
-
-FAMILY_BUDGETS = {family: family_budget(family) for family in Family}
 
 
 @pytest.fixture(scope="session", params=list(Family), ids=lambda f: f.value)

@@ -22,39 +22,15 @@ import httpx
 import openai
 import pytest
 
+from tests.harness import FakeEngine, FakeLoader, ThreadedServer, fake_engine_server, probe_result
 from videomodel_devtools.synthetic_videos import VideoSpec, frame_index_of, make_video
-from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS, FAMILIES, Family, label, video_tokens
-from videomodel_server.cli import options
-from videomodel_server.media import ProbeResult, SamplingBudget, plan_sampling
+from videomodel_server.budget import FAMILIES, Family, label, video_tokens
+from videomodel_server.media import SamplingBudget, plan_sampling
 from videomodel_server.media.estimate import binding_limits
 from videomodel_server.media.sampling import InvalidWindow
-from videomodel_server.media_adapter import build_loader
-from videomodel_server.settings import ServerSettings
-from videomodel_server.wiring import build_state, resolve
 
-from .fakes import FakeEngine, FakeLoader
-from .harness import ThreadedServer
-
-GROUP_OF = {opt.name: opt.group for opt in options()} | {"api_key": "listen"}
 VIDEO = "https://videos.example/clip.mp4"
 QWEN2 = FAMILIES[Family.QWEN2_VL]
-
-
-def _settings(**overrides: Any) -> ServerSettings:
-    groups: dict[str, dict[str, Any]] = {
-        "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"}
-    }
-    for name, value in overrides.items():
-        groups.setdefault(GROUP_OF[name], {})[name] = value
-    return ServerSettings.model_validate(groups)
-
-
-def _server(engine: FakeEngine, loader: Any = None, **overrides: Any) -> ThreadedServer:
-    settings = _settings(**overrides)
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
-    state = build_state(settings, resolved, loader or build_loader(settings, resolved), engine=engine)
-    return ThreadedServer(create_app(state))
 
 
 def _post(server: ThreadedServer, body: Any, path: str = "/v1/chat/completions") -> httpx.Response:
@@ -75,27 +51,9 @@ def _error(resp: httpx.Response, status: int) -> dict[str, Any]:
 BUDGET = SamplingBudget(fps=2.0, max_frames=128, min_pixels=128 * 28 * 28, max_pixels=256 * 28 * 28, factor=28)
 
 
-def _probe(seconds: float = 5.0, fps: float = 30.0, width: int = 640, height: int = 360) -> ProbeResult:
-    return ProbeResult(
-        container="mov,mp4",
-        codec="h264",
-        width=width,
-        height=height,
-        duration=seconds,
-        fps=fps,
-        frame_count=round(seconds * fps),
-        rotation=0,
-        video_streams=1,
-        audio_streams=0,
-        total_streams=1,
-        stream_index=0,
-        base_fps=fps,
-    )
-
-
 def test_num_frames_is_capped_by_the_fps_ceiling() -> None:
     """The issue's example: num_frames=1000 on a 5 s clip at budget fps 2 samples 10 frames, not 100."""
-    probe = _probe(seconds=5.0)
+    probe = probe_result(seconds=5.0)
     capped = plan_sampling(probe, BUDGET, 1000, fps_ceiling=2.0)
     assert capped.nframes == 10 and capped.sample_fps == pytest.approx(2.0)
     assert plan_sampling(probe, BUDGET, 6, fps_ceiling=2.0).nframes == 6  # fewer than the ceiling: as asked
@@ -105,20 +63,20 @@ def test_num_frames_is_capped_by_the_fps_ceiling() -> None:
 
 
 def test_binding_limits_name_the_limit_that_decided() -> None:
-    long_clip = _probe(seconds=100.0, width=1920, height=1080)
+    long_clip = probe_result(seconds=100.0, width=1920, height=1080)
     plan = plan_sampling(long_clip, BUDGET)
     assert binding_limits(long_clip, plan, BUDGET, BUDGET) == [
         f"frames capped by {label('max_frames')}=128",
         f"frame size capped by {label('max_pixels')}=200704",
     ]
-    small = _probe(seconds=1.0, width=112, height=112)
+    small = probe_result(seconds=1.0, width=112, height=112)
     plan = plan_sampling(small, BUDGET)
     notes = binding_limits(small, plan, BUDGET, BUDGET)
     assert notes[0].startswith("frames at the minimum of 4") and notes[1].startswith("frame size raised to minPixels")
     mine = replace(BUDGET, fps=1.0)
-    plan = plan_sampling(_probe(seconds=10.0), mine)
+    plan = plan_sampling(probe_result(seconds=10.0), mine)
     assert (
-        binding_limits(_probe(seconds=10.0), plan, mine, BUDGET)[0]
+        binding_limits(probe_result(seconds=10.0), plan, mine, BUDGET)[0]
         == "frames set by fps=1 (the request's) (10.00 s x 1)"
     )
     totals = replace(BUDGET, total_pixels=20 * 128 * 28 * 28)
@@ -129,7 +87,7 @@ def test_binding_limits_name_the_limit_that_decided() -> None:
 
 
 def test_a_window_samples_only_that_part_with_true_indices() -> None:
-    probe = _probe(seconds=10.0, fps=30.0)
+    probe = probe_result(seconds=10.0, fps=30.0)
     plan = plan_sampling(probe, BUDGET, window=(2.0, 4.0))
     assert plan.nframes == 4 and plan.indices[0] == 60 and plan.indices[-1] == 120
     assert plan.target_times[0] == pytest.approx(2.0) and plan.target_times[-1] == pytest.approx(4.0)
@@ -157,7 +115,7 @@ def test_forged_windows_are_refused_naming_the_field(
     window: tuple[float | None, float | None], field: str, needle: str
 ) -> None:
     with pytest.raises(InvalidWindow) as info:
-        plan_sampling(_probe(seconds=10.0), BUDGET, window=window)
+        plan_sampling(probe_result(seconds=10.0), BUDGET, window=window)
     assert info.value.status == 400 and info.value.param == field and needle in info.value.message
 
 
@@ -171,7 +129,7 @@ def engine() -> FakeEngine:
 
 @pytest.fixture
 def fake_server(engine: FakeEngine) -> Iterator[ThreadedServer]:
-    with _server(engine, FakeLoader(), videos_per_prompt=2, max_seconds=20) as s:
+    with fake_engine_server(engine, FakeLoader(), videos_per_prompt=2, max_seconds=20) as s:
         yield s
 
 
@@ -252,7 +210,7 @@ def test_estimate_is_admitted_like_a_completion(engine: FakeEngine) -> None:
     """An estimate fetches and probes: it takes an admission slot, and is refused (503) when none is free."""
     release = threading.Event()
     loader = FakeLoader(hold=release)
-    with _server(engine, loader, max_concurrent_requests=1, max_queued_requests=0) as s:
+    with fake_engine_server(engine, loader, max_concurrent_requests=1, max_queued_requests=0) as s:
         holder = threading.Thread(target=_post, args=(s, {"messages": _qwen_video(VIDEO)}, "/v1/videomodel/estimate"))
         holder.start()
         try:
@@ -286,7 +244,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_server(media_dir: Path) -> Iterator[tuple[ThreadedServer, FakeEngine]]:
     engine = FakeEngine(words=("ok",))
     settings = dict(max_seconds=20, fps=2, max_frames=64, allowed_local_media_path=media_dir, decode_workers=1)
-    with _server(engine, None, **settings) as s:
+    with fake_engine_server(engine, None, **settings) as s:
         yield s, engine
 
 
@@ -365,7 +323,7 @@ def test_estimate_matches_what_the_completion_samples(
 
 def test_estimate_of_a_video_over_the_budget(media_dir: Path) -> None:
     engine = FakeEngine()
-    with _server(engine, None, max_seconds=10, allowed_local_media_path=media_dir, decode_workers=1) as s:
+    with fake_engine_server(engine, None, max_seconds=10, allowed_local_media_path=media_dir, decode_workers=1) as s:
         answer = _post(s, {"messages": _qwen_video(_url(media_dir, "long.mp4"))}, "/v1/videomodel/estimate").json()
     assert answer["fits"] is False
     assert answer["problems"] == [

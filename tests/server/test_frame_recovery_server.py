@@ -1,6 +1,6 @@
 """Frame recovery (issue 12 item 2) behind a real server on the fake engine: the server setting,
-the per-request override, the receipt and the metric. The clips and the media-level tests are in
-``tests/media/test_frame_recovery.py``; this half needs the app (FastAPI), so it lives with the
+the per-request override, the receipt and the metric. The clips are ``tests/harness/clips.py``'s,
+the media-level tests are in ``tests/media/test_frame_recovery.py``; this half needs the app (FastAPI), so it lives with the
 server tests (the Python 3.12 run has no app).
 """
 
@@ -14,10 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.media.test_frame_recovery import make_clips
-
-from .fakes import FakeEngine
-from .test_frames_input import fake_engine_server, settings_for
+from tests.harness import FakeEngine, fake_engine_server, make_clips
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +23,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _server(root: Path, *, default: bool) -> Any:
-    settings = settings_for(
-        budget={"max_seconds": 20, "fps": 2, "max_frames": 16},
-        admission={"decode_workers": 1, "decode_cache_bytes": 0},
-        media={"allowed_local_media_path": root, "frame_recovery": default},
+    return fake_engine_server(
+        FakeEngine(words=("ok",)),
+        max_seconds=20,
+        fps=2,
+        max_frames=16,
+        decode_workers=1,
+        decode_cache_bytes=0,
+        allowed_local_media_path=root,
+        frame_recovery=default,
     )
-    return fake_engine_server(settings, FakeEngine(words=("ok",)))
 
 
 @pytest.fixture(scope="module")

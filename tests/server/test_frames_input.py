@@ -15,7 +15,6 @@ import base64
 import io
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,21 +23,13 @@ import openai
 import pytest
 from PIL import Image
 
+from tests.harness import FAMILY_BUDGETS, FakeEngine, ServerProcess, ThreadedServer, fake_engine_server, server_settings
 from videomodel_devtools.synthetic_videos import frame_index_of, frame_pixels
-from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS, FAMILIES, Family, smart_resize, video_tokens
+from videomodel_server.budget import FAMILIES, Family, smart_resize, video_tokens
 from videomodel_server.budget.sequence import FrameSequenceInfo
 from videomodel_server.media import MediaLimits, SamplingBudget
 from videomodel_server.media.errors import FramesOverBudget, InvalidFrames
 from videomodel_server.media.frames import is_frame_sequence, plan_frames
-from videomodel_server.media_adapter import build_loader
-from videomodel_server.settings import ServerSettings
-from videomodel_server.wiring import build_state, resolve
-
-from .conftest import FAMILY_BUDGETS
-from .engine_harness import ServerProcess
-from .fakes import FakeEngine
-from .harness import ThreadedServer
 
 QWEN2 = FAMILIES[Family.QWEN2_VL]
 IO = "media_io_kwargs.video"
@@ -153,24 +144,10 @@ def test_only_jpeg_data_urls_are_sequences() -> None:
 # -- the real pipeline behind a real server (fake engine) ---------------------------------------------
 
 
-def settings_for(**groups: dict[str, Any]) -> ServerSettings:
-    """Settings of a server on the fake engine (Qwen2-VL-2B's geometry), by group."""
-    base: dict[str, Any] = {"model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"}}
-    return ServerSettings.model_validate(base | groups)
-
-
-def fake_engine_server(settings: ServerSettings, engine: FakeEngine) -> ThreadedServer:
-    """The real media pipeline behind a real server, on ``engine``."""
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
-    state = build_state(settings, resolved, build_loader(settings, resolved), engine=engine)
-    return ThreadedServer(create_app(state))
-
-
 @pytest.fixture(scope="module")
 def frames_server() -> Iterator[tuple[ThreadedServer, FakeEngine]]:
     engine = FakeEngine(words=("ok",))
-    settings = settings_for(budget={"max_seconds": 20, "fps": 2, "max_frames": 8}, admission={"decode_workers": 1})
-    with fake_engine_server(settings, engine) as server:
+    with fake_engine_server(engine, max_seconds=20, fps=2, max_frames=8, decode_workers=1) as server:
         yield server, engine
 
 
@@ -200,7 +177,7 @@ def test_frames_reach_the_engine_with_the_clients_timestamps(frames_server: tupl
     assert video["timestamps"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert video["duration_seconds"] == 6.0 and video["binding"][0] == "frames set by the client (6 JPEG frames)"
     # resized like any video: smart_resize under the budget's per-frame cap
-    resolved = settings_for().budget.resolved(QWEN2)
+    resolved = server_settings().budget.resolved(QWEN2)
     assert resolved.min_pixels is not None and resolved.max_pixels is not None
     assert (video["height"], video["width"]) == smart_resize(240, 320, 28, resolved.min_pixels, resolved.max_pixels)
     assert video["budget_tokens"] == video_tokens(QWEN2, 6, video["height"], video["width"], 6.0)

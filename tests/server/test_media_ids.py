@@ -9,10 +9,7 @@ engine taking the stable ids as ``multi_modal_uuids``: the ``engine`` test at th
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,102 +17,36 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.harness.process import ServerProcess
+from tests.harness import FakeEngine, MediaServer, ServerProcess, ThreadedServer, fake_engine_server, probe_result
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
-from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
+from videomodel_server.budget import Family, VideoBudget
 from videomodel_server.media import SamplingBudget, plan_sampling
 from videomodel_server.media.cache import CachedVideo, CacheKey, IdKey, VideoCache
-from videomodel_server.media_adapter import PipelineLoader, build_loader
-from videomodel_server.wiring import build_state, resolve
-
-from .fakes import FakeEngine
-from .harness import ThreadedServer
-from .test_features import _probe, _settings
+from videomodel_server.media_adapter import PipelineLoader
 
 CLIP = VideoSpec(width=320, height=240, fps=10, seconds=5.0)
 OTHER = VideoSpec(width=256, height=192, fps=10, seconds=3.0)
 
 
-class CountingMedia:
-    """A loopback HTTP media server that counts the GET requests it answers, per path.
-
-    It sends no validator (``Last-Modified`` is dropped, so whether a repeat is revalidated cannot
-    depend on the files' age), except under ``/etag/``: a strong ETag, and ``304 Not Modified``
-    (counted in ``not_modified``) to a GET whose ``If-None-Match`` names it, as object stores do.
-    """
-
-    def __init__(self, root: Path) -> None:
-        counts: dict[str, int] = {}
-        self.counts = counts
-        self.not_modified = 0
-        owner = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:
-                counts[self.path] = counts.get(self.path, 0) + 1
-                self.etag: str | None = None
-                if self.path.startswith("/etag/"):
-                    self.path = self.path.removeprefix("/etag")
-                    info = (root / self.path.lstrip("/")).stat()
-                    self.etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
-                    if self.headers.get("If-None-Match") == self.etag:
-                        owner.not_modified += 1
-                        self.send_response(304)
-                        self.end_headers()
-                        return
-                super().do_GET()
-
-            def send_header(self, keyword: str, value: str) -> None:
-                if keyword.lower() == "last-modified":
-                    etag = getattr(self, "etag", None)
-                    if etag is not None:
-                        super().send_header("ETag", etag)
-                    return
-                super().send_header(keyword, value)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CountingMedia]:
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    """The clips over loopback HTTP; every GET is counted. No validator (no Last-Modified: whether a
+    repeat is revalidated cannot depend on the files' age), except under ``/etag/``: a strong ETag,
+    and ``304 Not Modified`` (counted) to a GET whose ``If-None-Match`` names it, as object stores do."""
     root = tmp_path_factory.mktemp("ids-media")
     (root / "clip.mp4").write_bytes(make_video(CLIP).read_bytes())
     (root / "other.mp4").write_bytes(make_video(OTHER).read_bytes())
-    server = CountingMedia(root)
-    yield server
-    server.close()
+    with MediaServer(root, last_modified=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[ThreadedServer, FakeEngine, PipelineLoader]]:
     engine = FakeEngine(words=("ok",))
-    settings = _settings(max_seconds=20, fps=2, max_frames=64, decode_workers=1, allow_http=True)
-    settings = settings.model_copy(
-        update={"media": settings.media.model_copy(update={"media_exempt_networks": ("127.0.0.1/32",)})}
-    )
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
-    loader = build_loader(settings, resolved)
-    state = build_state(settings, resolved, loader, engine=engine)
-    with ThreadedServer(create_app(state)) as server:
-        yield server, engine, loader
+    overrides = dict(max_seconds=20, fps=2, max_frames=64, decode_workers=1, allow_http=True)
+    with fake_engine_server(engine, media_exempt_networks=("127.0.0.1/32",), **overrides) as server:
+        assert isinstance(server.state.loader, PipelineLoader)
+        yield server, engine, server.state.loader
 
 
 def _post(server: ThreadedServer, body: Any, path: str = "/v1/chat/completions") -> httpx.Response:
@@ -139,20 +70,20 @@ def _decodes(loader: PipelineLoader) -> int:
 
 
 def test_uuid_then_uuid_only_costs_no_fetch_and_no_decode(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     server, engine, loader = served
     hits_before = _cache_count(server, "uuid_hit")
-    first = _ask(server, _part(media.url("clip.mp4"), "clip-a"))
+    first = _ask(server, _part(media.href("clip.mp4"), "clip-a"))
     assert first.status_code == 200, first.text
     sent = engine.inputs[-1].videos[0]
-    fetches, jobs = media.total, _decodes(loader)
+    fetches, jobs = len(media.requests), _decodes(loader)
     assert fetches == 1 and first.json()["videomodel"]["media"][0]["cache"] == "miss"
 
     for form in (_part(None, "clip-a"), {"type": "video_url", "uuid": "clip-a"}, {"type": "video", "uuid": "clip-a"}):
         again = _ask(server, form)
         assert again.status_code == 200, again.text
-        assert media.total == fetches and _decodes(loader) == jobs  # nothing fetched, probed or decoded
+        assert len(media.requests) == fetches and _decodes(loader) == jobs  # nothing fetched, probed or decoded
         video = again.json()["videomodel"]["media"][0]
         assert video["cache"] == "uuid" and video["frames"] == first.json()["videomodel"]["media"][0]["frames"]
         reused = engine.inputs[-1].videos[0]
@@ -171,10 +102,10 @@ def _cache_count(server: ThreadedServer, result: str) -> float:
 
 
 def test_a_uuid_that_misses_the_cache_is_400_never_a_fetch(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     server, _, _ = served
-    fetches = media.total
+    fetches = len(media.requests)
     for path in ("/v1/chat/completions", "/v1/videomodel/estimate"):
         content = [_part(None, "never-sent"), {"type": "text", "text": "hi"}]
         resp = _post(server, {"messages": [{"role": "user", "content": content}]}, path)
@@ -182,49 +113,49 @@ def test_a_uuid_that_misses_the_cache_is_400_never_a_fetch(
         error = resp.json()["error"]
         assert error["code"] == "media_uuid_not_found" and error["param"] == "messages[0].content[0]"
         assert "never-sent" not in error["message"]  # client input is never echoed
-    assert media.total == fetches
+    assert len(media.requests) == fetches
 
 
 def test_a_uuid_is_bound_per_sampling(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     """The same uuid under other sampling knobs names no frames yet: a miss, not another budget's frames."""
     server, _, _ = served
-    assert _ask(server, _part(media.url("clip.mp4"), "clip-b")).status_code == 200
+    assert _ask(server, _part(media.href("clip.mp4"), "clip-b")).status_code == 200
     resp = _ask(server, _part(None, "clip-b"), media_io_kwargs={"video": {"fps": 1}})
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "media_uuid_not_found"
     assert _ask(server, _part(None, "clip-b")).status_code == 200
 
 
 def test_a_uuid_only_request_gets_frames_decoded_under_its_frame_recovery_setting(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     """Strict and recovering decodes of a damaged file keep different frames: a uuid decoded under
     one setting never answers the other (a 400 naming it, never a fetch)."""
     server, _, _ = served
-    assert _ask(server, _part(media.url("clip.mp4"), "clip-r")).status_code == 200  # the server's default: strict
-    fetches = media.total
+    assert _ask(server, _part(media.href("clip.mp4"), "clip-r")).status_code == 200  # the server's default: strict
+    fetches = len(media.requests)
     resp = _ask(server, _part(None, "clip-r"), media_io_kwargs={"video": {"frame_recovery": True}})
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert error["code"] == "media_uuid_not_found" and error["param"] == "messages[0].content[0]"
     assert "frame_recovery=false" in error["message"] and "frame_recovery=true" in error["message"]
-    assert media.total == fetches
+    assert len(media.requests) == fetches
     assert _ask(server, _part(None, "clip-r"), media_io_kwargs={"video": {"frame_recovery": False}}).status_code == 200
 
 
 def test_a_uuid_sent_with_other_content_is_rebound(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     """Unlike vLLM (which trusts the uuid), the bytes a client sends win: the URL is fetched and the
     uuid then names the new content; the engine's id is the content's, so its caches never mix them."""
     server, engine, _ = served
-    assert _ask(server, _part(media.url("clip.mp4"), "clip-c")).status_code == 200
+    assert _ask(server, _part(media.href("clip.mp4"), "clip-c")).status_code == 200
     clip_id = engine.inputs[-1].videos[0].uuid
-    fetches = media.counts.get("/other.mp4", 0)
-    conflict = _ask(server, _part(media.url("other.mp4"), "clip-c"))
+    fetches = media.hits("/other.mp4")
+    conflict = _ask(server, _part(media.href("other.mp4"), "clip-c"))
     assert conflict.status_code == 200, conflict.text
-    assert media.counts["/other.mp4"] == fetches + 1
+    assert media.hits("/other.mp4") == fetches + 1
     other = engine.inputs[-1].videos[0]
     assert other.uuid != clip_id and other.frames.shape[2] != 0
     later = _ask(server, _part(None, "clip-c"))
@@ -234,12 +165,12 @@ def test_a_uuid_sent_with_other_content_is_rebound(
 
 
 def test_same_bytes_under_two_uuids_share_one_entry_and_one_engine_id(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     server, engine, loader = served
-    assert _ask(server, _part(media.url("clip.mp4"), "name-1")).status_code == 200
+    assert _ask(server, _part(media.href("clip.mp4"), "name-1")).status_code == 200
     jobs = _decodes(loader)
-    second = _ask(server, _part(media.url("clip.mp4"), "name-2"))
+    second = _ask(server, _part(media.href("clip.mp4"), "name-2"))
     assert second.json()["videomodel"]["media"][0]["cache"] == "content" and _decodes(loader) == jobs
     first_id = engine.inputs[-1].videos[0].uuid
     assert _ask(server, _part(None, "name-1")).status_code == 200
@@ -247,11 +178,11 @@ def test_same_bytes_under_two_uuids_share_one_entry_and_one_engine_id(
 
 
 def test_a_repeated_url_with_an_etag_is_revalidated_not_downloaded(
-    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: CountingMedia
+    served: tuple[ThreadedServer, FakeEngine, PipelineLoader], media: MediaServer
 ) -> None:
     server, engine, loader = served
     before = _cache_count(server, "revalidated")
-    url = media.url("etag/other.mp4")
+    url = media.href("etag/other.mp4")
     first = _ask(server, _part(url, None))
     assert first.status_code == 200, first.text
     jobs, answered = _decodes(loader), media.not_modified
@@ -292,7 +223,7 @@ BUDGET = SamplingBudget(fps=2.0, max_frames=16, min_pixels=4 * 28 * 28, max_pixe
 
 
 def _entry(nbytes: int) -> CachedVideo:
-    probe = _probe(seconds=2.0, fps=10.0, width=64, height=64)
+    probe = probe_result(seconds=2.0, fps=10.0, width=64, height=64)
     plan = plan_sampling(probe, BUDGET, None)
     return CachedVideo(np.zeros(nbytes, dtype=np.uint8), (0.0,), probe, plan, 1, 0)
 
@@ -339,17 +270,17 @@ def engine_server(
 
 
 @pytest.mark.engine
-def test_engine_serves_the_uuid_only_form_without_a_fetch(engine_server: ServerProcess, media: CountingMedia) -> None:
+def test_engine_serves_the_uuid_only_form_without_a_fetch(engine_server: ServerProcess, media: MediaServer) -> None:
     def ask(part: dict[str, Any]) -> dict[str, Any]:
         body = {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "hi"}]}], "max_tokens": 2}
         resp = httpx.post(engine_server.url + "/v1/chat/completions", json=body, timeout=300)
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
-    first = ask(_part(media.url("clip.mp4"), "engine-clip"))
-    fetches = media.total
+    first = ask(_part(media.href("clip.mp4"), "engine-clip"))
+    fetches = len(media.requests)
     again = ask(_part(None, "engine-clip"))
-    assert media.total == fetches
+    assert len(media.requests) == fetches
     before, after = first["videomodel"]["media"][0], again["videomodel"]["media"][0]
     assert before["cache"] == "miss" and after["cache"] == "uuid"
     # vLLM got the same frames under the stable id: same prompt, priced as the budget says
@@ -361,4 +292,4 @@ def test_engine_serves_the_uuid_only_form_without_a_fetch(engine_server: ServerP
         timeout=60,
     )
     assert miss.status_code == 400 and miss.json()["error"]["code"] == "media_uuid_not_found"
-    assert media.total == fetches
+    assert len(media.requests) == fetches

@@ -22,7 +22,8 @@ import jsonschema
 import openai
 import pytest
 
-from tests.harness.process import ServerProcess
+from tests.harness import TRANSLATION_LIMITS as LIMITS
+from tests.harness import FakeEngine, ServerProcess, ThreadedServer, data_url, fake_engine_server
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.api.chat.protocol import ChatCompletionRequest
 from videomodel_server.api.chat.translation import build
@@ -30,12 +31,6 @@ from videomodel_server.budget import Family, VideoBudget
 from videomodel_server.engine import EngineConfig, VllmEngine, template_messages
 from videomodel_server.errors import InvalidRequest, OverBudget
 from videomodel_server.jobs import ToolCall, Turn
-
-from .conftest import data_url
-from .fakes import FakeEngine
-from .harness import ThreadedServer
-from .test_features import _server
-from .test_translation import LIMITS
 
 EVENT = {
     "type": "object",
@@ -176,7 +171,7 @@ def _chat(server: ThreadedServer, **body: Any) -> httpx.Response:
 @pytest.fixture
 def forced() -> Iterator[tuple[ThreadedServer, ToolFakeEngine]]:
     engine = ToolFakeEngine(words=('{"event": "goal",', ' "team": "home"}'), rendered_tools=[])
-    with _server(engine) as server:
+    with fake_engine_server(engine) as server:
         yield server, engine
 
 
@@ -242,11 +237,11 @@ def test_the_openai_client_reads_the_call(forced: tuple[ThreadedServer, ToolFake
 
 def test_auto_runs_the_parser_and_plain_text_stays_content() -> None:
     engine = ToolFakeEngine(words=("sure ", '<tool_call>{"name": "no_event", "arguments": {}}</tool_call>'))
-    with _server(engine) as server:
+    with fake_engine_server(engine) as server:
         choice = _chat(server, tools=TOOLS).json()["choices"][0]
         assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] == "sure "
         assert choice["message"]["tool_calls"][0]["function"] == {"name": "no_event", "arguments": "{}"}
-    with _server(ToolFakeEngine(words=("just", " text"))) as server:
+    with fake_engine_server(ToolFakeEngine(words=("just", " text"))) as server:
         choice = _chat(server, tools=TOOLS).json()["choices"][0]
         assert choice["finish_reason"] == "stop" and choice["message"]["content"] == "just text"
         assert choice["message"].get("tool_calls") is None
@@ -254,7 +249,7 @@ def test_auto_runs_the_parser_and_plain_text_stays_content() -> None:
 
 def test_a_forced_call_cut_off_by_max_tokens_is_not_a_call() -> None:
     engine = ToolFakeEngine(words=('{"event": ', '"goal"', "}"))
-    with _server(engine) as server:
+    with fake_engine_server(engine) as server:
         choice = _chat(server, tools=TOOLS, tool_choice=NAMED, max_tokens=2).json()["choices"][0]
     assert choice["finish_reason"] == "length" and choice["message"]["content"] == '{"event": "goal"'
 

@@ -10,28 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.harness import TRANSLATION_LIMITS as LIMITS
 from videomodel_server.api.chat.protocol import ChatCompletionRequest, ProcessorKwargs, QwenVideoPart, VideoIoKwargs
 from videomodel_server.api.chat.translation import FRAME_SEQUENCE_FIELDS, build
-from videomodel_server.budget import VideoBudget
 from videomodel_server.budget.knobs import KNOB_NAMES, knob_fields
 from videomodel_server.errors import InvalidRequest, OverBudget
-from videomodel_server.jobs import MediaRef, RequestLimits, StructuredOutput
-
-LIMITS = RequestLimits(
-    model_name="m",
-    budget=VideoBudget(
-        fps=2,
-        max_frames=64,
-        min_pixels=100_352,
-        max_pixels=200_704,
-        videos_per_prompt=2,
-        images_per_prompt=1,
-        max_output_tokens=256,
-        max_prompt_tokens=64,
-    ),
-    frames_per_video=40,
-    max_text_bytes=64 * 32,
-)
+from videomodel_server.jobs import MediaRef, StructuredOutput
 
 
 def _req(content: Any = "hi", **kw: Any) -> ChatCompletionRequest:
