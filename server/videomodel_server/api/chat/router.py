@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -64,62 +64,67 @@ _PARSE_OFF_LOOP_BYTES = 1024**2
 """A body full of data URLs can take a while to validate: parsed off the event loop past this."""
 
 
-@router.post(
-    "/v1/chat/completions",
-    dependencies=[Depends(require_api_key)],
-    openapi_extra=_request_body("/v1/chat/completions"),
-    response_model=None,
-)
-async def chat_completions(request: Request) -> Response:
+Handler = Callable[[Request], Awaitable[Response]]
+Admitted = Callable[[AppState, RequestScope, bytearray], Awaitable[Response]]
+"""What a route does once :func:`_admitted` has admitted the request and read its body."""
+
+
+def _post(path: str, **route: Any) -> Callable[[Handler], Handler]:
+    """A POST route of a chat completion body: the API key required, the body's schema published."""
+    return router.post(path, dependencies=[Depends(require_api_key)], openapi_extra=_request_body(path), **route)
+
+
+async def _admitted(request: Request, name: str, handle: Admitted) -> Response:
+    """The prelude both routes share, then ``handle``: a :class:`RequestScope` (its log message
+    ``name``), refused while the engine is not ready, an admission slot, the body read within its
+    cap and the deadline. A client gone away ends it with nothing sent (logged as 499)."""
     state = app_state(request)
     trace = Trace(request_id=request.state.request_id)
     timeout = state.settings.admission.request_timeout
     try:
-        async with RequestScope(request, trace, state.metrics, timeout, "chat completion") as scope:
+        async with RequestScope(request, trace, state.metrics, timeout, name) as scope:
             if not state.engine.ready:
                 raise NotReady("the model is not ready to serve", retry_after=5)
             await scope.admit(state.admission)
             body = await scope.read_body(state.settings.body_limit())
-            job = await parse(body, state.limits)
-            prepared = await scope.run(state.service.prepare(job, trace))
-            return await _respond(state, scope, prepared)
+            return await handle(state, scope, body)
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED)
 
 
-@router.post(
-    "/v1/videomodel/estimate",
-    dependencies=[Depends(require_api_key)],
-    openapi_extra=_request_body("/v1/videomodel/estimate"),
-    response_model=EstimateResponse,
-)
+@_post("/v1/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> Response:
+    return await _admitted(request, "chat completion", _chat)
+
+
+async def _chat(state: AppState, scope: RequestScope, body: bytearray) -> Response:
+    job = await parse(body, state.limits)
+    prepared = await scope.run(state.service.prepare(job, scope.trace))
+    return await _respond(state, scope, prepared)
+
+
+@_post("/v1/videomodel/estimate", response_model=EstimateResponse)
 async def estimate(request: Request) -> Response:
     """A dry run of a chat completion (same body): fetch and probe the media, plan the sampling and
     price it; decode nothing and run no generation. Admission applies (it fetches and probes)."""
-    state = app_state(request)
-    trace = Trace(request_id=request.state.request_id)
-    timeout = state.settings.admission.request_timeout
+    return await _admitted(request, "estimate", _estimate)
+
+
+async def _estimate(state: AppState, scope: RequestScope, body: bytearray) -> Response:
+    trace = scope.trace
     try:
-        async with RequestScope(request, trace, state.metrics, timeout, "estimate") as scope:
-            if not state.engine.ready:
-                raise NotReady("the model is not ready to serve", retry_after=5)
-            await scope.admit(state.admission)
-            body = await scope.read_body(state.settings.body_limit())
-            try:
-                job = await parse(body, state.limits)
-            except OverBudget as refusal:
-                # Past a budget limit before any media is looked at: an answer ("does not fit"), not
-                # an error. Malformed requests are refused as by the chat route.
-                answer = refused_estimate(trace, state.settings.model_name, refusal, state.plan)
-            else:
-                estimated = await scope.run(state.service.estimate(job, trace))
-                trace.timings["total"] = trace.elapsed()
-                name, geometry = state.settings.model_name, state.model.geometry
-                answer = estimate_response(trace, estimated, name, geometry, state.plan)
-            scope.finished(fits=answer.fits)
-            return JSONResponse(answer.model_dump(exclude_none=True), headers={"x-request-id": trace.request_id})
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED)
+        job = await parse(body, state.limits)
+    except OverBudget as refusal:
+        # Past a budget limit before any media is looked at: an answer ("does not fit"), not
+        # an error. Malformed requests are refused as by the chat route.
+        answer = refused_estimate(trace, state.settings.model_name, refusal, state.plan)
+    else:
+        estimated = await scope.run(state.service.estimate(job, trace))
+        trace.timings["total"] = trace.elapsed()
+        name, geometry = state.settings.model_name, state.model.geometry
+        answer = estimate_response(trace, estimated, name, geometry, state.plan)
+    scope.finished(fits=answer.fits)
+    return JSONResponse(answer.model_dump(exclude_none=True), headers={"x-request-id": trace.request_id})
 
 
 async def parse(body: bytes | bytearray, limits: RequestLimits) -> ChatJob:
