@@ -18,17 +18,19 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from ...engine import Engine, EngineInput, EngineStep, EngineVideo
 from ...errors import OverBudget, ServerError
-from ...jobs import ChatJob, ToolCall, Tools
+from ...jobs import ChatJob, MediaRef, ToolCall, Tools
 from ...loading import LoadedMedia, MediaEstimate, MediaLoader
 from ...metrics import Metrics
 from ...tracing import Trace
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", LoadedMedia, MediaEstimate)
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,7 @@ class PreparedChat:
 
     @property
     def clamped(self) -> tuple[str, ...]:
-        notes = list(self.job.clamped)
-        for item in self.media:
-            notes.extend(item.clamped)
-        return tuple(dict.fromkeys(notes))
+        return clamp_notes(self.job, self.media)
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,16 @@ class EstimatedChat:
 
     @property
     def clamped(self) -> tuple[str, ...]:
-        notes = list(self.job.clamped)
-        for item in self.media:
-            notes.extend(item.clamped)
-        return tuple(dict.fromkeys(notes))
+        return clamp_notes(self.job, self.media)
+
+
+def clamp_notes(job: ChatJob, media: Iterable[LoadedMedia | MediaEstimate]) -> tuple[str, ...]:
+    """What a response reports in ``videomodel.clamped``: the request's notes (its knobs cut back to
+    the budget), then each medium's (what its plan cut back), each note once."""
+    notes = list(job.clamped)
+    for item in media:
+        notes.extend(item.clamped)
+    return tuple(dict.fromkeys(notes))
 
 
 class ChatService:
@@ -95,7 +100,7 @@ class ChatService:
                 param="messages",
             )
         trace.stage = "media"
-        media = await self._load_all(job, trace)
+        media = await self._each_medium(job, trace, self.loader.load) if job.media else ()
         videos = tuple(EngineVideo(m.frames, m.metadata, m.engine_id) for m in media if m.ref.kind == "video")
         images = tuple(m.frames for m in media if m.ref.kind == "image")
         for m in media:
@@ -130,43 +135,32 @@ class ChatService:
                 "(max_prompt_tokens plus the chat template)"
             )
         trace.stage = "media"
-        start = time.monotonic()
-        media: tuple[MediaEstimate, ...] = ()
-        if job.media:
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self.loader.estimate(ref)) for ref in job.media]
-            except BaseExceptionGroup as group_error:
-                raise _first_error(group_error) from None
-            media = tuple(t.result() for t in tasks)
-        for item in media:
-            for stage, seconds in item.timings.items():
-                trace.add(stage, seconds)
-            if item.problem:
-                problems.append(item.problem)
-        trace.add("media", time.monotonic() - start)
+        media = await self._each_medium(job, trace, self.loader.estimate)
+        problems.extend(item.problem for item in media if item.problem)
         return EstimatedChat(job, media, text_tokens, tuple(problems))
 
     def _render(self, job: ChatJob) -> tuple[str, int]:
         prompt = self.engine.render(job.turns, job.tools.definitions) if job.tools else self.engine.render(job.turns)
         return prompt, self.engine.count_tokens(prompt)
 
-    async def _load_all(self, job: ChatJob, trace: Trace) -> tuple[LoadedMedia, ...]:
-        if not job.media:
-            return ()
+    async def _each_medium(
+        self, job: ChatJob, trace: Trace, run: Callable[[MediaRef], Coroutine[Any, Any, M]]
+    ) -> tuple[M, ...]:
+        """``run`` (the loader's load or estimate) on every media item of ``job`` at once; each item's
+        stage timings, and the whole media stage's, go on ``trace``."""
         start = time.monotonic()
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self.loader.load(ref)) for ref in job.media]
+                tasks = [group.create_task(run(ref)) for ref in job.media]
         except BaseExceptionGroup as group_error:
-            # The first failure cancelled the other loads; report it alone (as a client sees one error).
+            # The first failure cancelled the others; report it alone (as a client sees one error).
             raise _first_error(group_error) from None
-        loaded = tuple(t.result() for t in tasks)
-        for item in loaded:
+        results = tuple(t.result() for t in tasks)
+        for item in results:
             for stage, seconds in item.timings.items():
                 trace.add(stage, seconds)
         trace.add("media", time.monotonic() - start)
-        return loaded
+        return results
 
     async def steps(self, prepared: PreparedChat, trace: Trace) -> AsyncGenerator[EngineStep, None]:
         """The engine's deltas; records time to first token and counts aborts when closed early."""
