@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.harness.media import MediaServer
 from videomodel_devtools import synthetic_videos as sv
 from videomodel_devtools.synthetic_videos import STANDARD, make_video
 from videomodel_server.media import DecodePool, MediaLimits, SamplingBudget, load_video
 from videomodel_server.media.cache import CachedVideo, CacheKey, VideoCache
 from videomodel_server.media.validators import Validators, validators_of
-
-from .conftest import LoopbackServer
 
 
 def _video(nbytes: int) -> CachedVideo:
@@ -121,21 +120,21 @@ def test_remembered_urls_are_bounded_and_forgotten_without_validators(budget: Sa
     VideoCache(0).remember_url("a", tag, "d")  # a disabled cache remembers nothing either
 
 
-async def _loads(http: LoopbackServer, limits: MediaLimits, budget: SamplingBudget, path: str, n: int) -> list[Any]:
+async def _loads(http: MediaServer, limits: MediaLimits, budget: SamplingBudget, path: str, n: int) -> list[Any]:
     async with DecodePool.from_limits(replace(limits, decode_workers=1)) as pool:
-        return [await load_video(http.url(path), limits, budget, pool) for _ in range(n)]
+        return [await load_video(http.href(path), limits, budget, pool) for _ in range(n)]
 
 
 async def test_repeated_url_is_revalidated_not_downloaded(
-    http_server: LoopbackServer, loopback_limits: MediaLimits, budget: SamplingBudget
+    http_server: MediaServer, loopback_limits: MediaLimits, budget: SamplingBudget
 ) -> None:
     http_server.files["revalidate.mp4"] = make_video(STANDARD["h264_mp4"]).read_bytes()
     limits = replace(loopback_limits, decode_cache_bytes=1024**3)
     path = "/validated/revalidate.mp4"
     async with DecodePool.from_limits(replace(limits, decode_workers=1)) as pool:
-        first = await load_video(http_server.url(path), limits, budget, pool)
+        first = await load_video(http_server.href(path), limits, budget, pool)
         jobs = pool.stats.jobs
-        second = await load_video(http_server.url(path), limits, budget, pool)
+        second = await load_video(http_server.href(path), limits, budget, pool)
         assert [a for a in http_server.answers if a[0] == path][-2:] == [
             (path, 200, len(http_server.files["revalidate.mp4"])),
             (path, 304, 0),
@@ -144,15 +143,15 @@ async def test_repeated_url_is_revalidated_not_downloaded(
         assert (second.stats.cache_hit, second.stats.revalidated, second.source_bytes) == (True, True, 0)
         assert second.frames is first.frames and second.metadata == first.metadata
         # Another sampling of the same URL: its frames are not cached, so no conditional fetch.
-        other = await load_video(http_server.url(path), limits, replace(budget, fps=1.0), pool)
+        other = await load_video(http_server.href(path), limits, replace(budget, fps=1.0), pool)
         assert other.stats.revalidated is False and http_server.answers[-1][1] == 200
         # The origin's content changes: its ETag with it, so a 200 and a fresh decode.
         http_server.files["revalidate.mp4"] = make_video(STANDARD["portrait"]).read_bytes()
-        changed = await load_video(http_server.url(path), limits, budget, pool)
+        changed = await load_video(http_server.href(path), limits, budget, pool)
         assert http_server.answers[-1][1] == 200 and changed.stats.cache_hit is False
         assert changed.frames.shape != first.frames.shape
         # Frame recovery asked for: the cached decode was made without it, so the bytes are fetched.
-        recovered = await load_video(http_server.url(path), limits, budget, pool, frame_recovery=True)
+        recovered = await load_video(http_server.href(path), limits, budget, pool, frame_recovery=True)
         assert http_server.answers[-1][1] == 200 and recovered.stats.cache_hit is False
         assert pool.cache.stats.revalidated == 1
 
@@ -162,7 +161,7 @@ async def test_repeated_url_is_revalidated_not_downloaded(
     [("", True), ("?lm=1700000000", True), ("?weak=1", False), ("?cc=no-store", False), ("?lm=now", False)],
 )
 async def test_only_strong_validators_make_a_conditional_fetch(
-    http_server: LoopbackServer, loopback_limits: MediaLimits, budget: SamplingBudget, query: str, revalidates: bool
+    http_server: MediaServer, loopback_limits: MediaLimits, budget: SamplingBudget, query: str, revalidates: bool
 ) -> None:
     name = f"strong{abs(hash(query))}.mp4"
     http_server.files[name] = make_video(STANDARD["short_half_second"]).read_bytes()

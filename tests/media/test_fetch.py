@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.media import MediaServer, TlsSetup, loopback_resolver
 from videomodel_server.media import Fetcher, MediaError, MediaLimits
 from videomodel_server.media.errors import (
     FetchFailed,
@@ -24,16 +25,14 @@ from videomodel_server.media.errors import (
     UnsupportedScheme,
 )
 
-from .conftest import LoopbackServer, TlsSetup, loopback_resolver
-
 
 async def fetch_bytes(url: str, limits: MediaLimits, fetcher: Fetcher | None = None) -> bytes:
     with await (fetcher or Fetcher()).fetch(url, limits) as media:
         return media.read_all()
 
 
-async def test_fetches_a_file(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
-    data = await fetch_bytes(http_server.url("/files/small.mp4"), loopback_limits)
+async def test_fetches_a_file(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
+    data = await fetch_bytes(http_server.href("/files/small.mp4"), loopback_limits)
     assert data == http_server.files["small.mp4"]
 
 
@@ -56,7 +55,7 @@ async def test_fetches_a_file(http_server: LoopbackServer, loopback_limits: Medi
         "http://[fd00::1]/",
     ],
 )
-async def test_non_global_addresses_refused_by_default(url: str, http_server: LoopbackServer) -> None:
+async def test_non_global_addresses_refused_by_default(url: str, http_server: MediaServer) -> None:
     before = len(http_server.requests)
     with pytest.raises(ForbiddenAddress) as info:
         await fetch_bytes(url.format(port=http_server.port), MediaLimits())
@@ -65,26 +64,26 @@ async def test_non_global_addresses_refused_by_default(url: str, http_server: Lo
     assert len(http_server.requests) == before  # never connected
 
 
-async def test_redirect_to_private_address_refused(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_redirect_to_private_address_refused(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     for target in [
         "http://169.254.169.254/latest/meta-data/",
         "http://10.1.2.3/x",
         f"http://127.0.0.2:{http_server.port}/files/small.mp4",  # loopback but not the exempt one
         f"http://[::1]:{http_server.port}/files/small.mp4",
     ]:
-        url = http_server.url(f"/redirect?to={target}")
+        url = http_server.href(f"/redirect?to={target}")
         with pytest.raises(ForbiddenAddress):
             await fetch_bytes(url, loopback_limits)
 
 
-async def test_redirect_to_other_scheme_refused(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_redirect_to_other_scheme_refused(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     for target in ["file:///etc/passwd", "gopher://127.0.0.1:70/", "data:video/mp4;base64,AAAA"]:
         with pytest.raises((UnsupportedScheme, InvalidMediaURL)) as info:
-            await fetch_bytes(http_server.url(f"/redirect?to={target}"), loopback_limits)
+            await fetch_bytes(http_server.href(f"/redirect?to={target}"), loopback_limits)
         assert info.value.status == 400
 
 
-async def test_dns_resolved_once_and_pinned(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_dns_resolved_once_and_pinned(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     """A name resolves once per hop; the connection goes to the checked address with Host kept."""
     resolver = loopback_resolver({"media.test": "127.0.0.1"})
     fetcher = Fetcher(resolver=resolver)
@@ -93,7 +92,7 @@ async def test_dns_resolved_once_and_pinned(http_server: LoopbackServer, loopbac
     assert resolver.calls == {"media.test": 1}  # type: ignore[attr-defined]
 
 
-async def test_rebinding_name_refused(http_server: LoopbackServer) -> None:
+async def test_rebinding_name_refused(http_server: MediaServer) -> None:
     """A name that resolves to a private address is refused, whatever the name."""
     fetcher = Fetcher(resolver=loopback_resolver({"innocent.example.com": "10.0.0.5"}))
     with pytest.raises(ForbiddenAddress, match="private or reserved"):
@@ -120,21 +119,21 @@ async def test_https_keeps_sni_and_verifies_certificate(https_server: TlsSetup) 
 # -- redirects -------------------------------------------------------------------------------------
 
 
-async def test_redirect_chain_within_cap(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
-    data = await fetch_bytes(http_server.url("/chain/2"), loopback_limits)  # 3 redirects
+async def test_redirect_chain_within_cap(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
+    data = await fetch_bytes(http_server.href("/chain/2"), loopback_limits)  # 3 redirects
     assert data == http_server.files["small.mp4"]
     with pytest.raises(TooManyRedirects, match="more than 3 times"):
-        await fetch_bytes(http_server.url("/chain/3"), loopback_limits)  # 4 redirects
+        await fetch_bytes(http_server.href("/chain/3"), loopback_limits)  # 4 redirects
     with pytest.raises(TooManyRedirects):
-        await fetch_bytes(http_server.url("/loop"), loopback_limits)
+        await fetch_bytes(http_server.href("/loop"), loopback_limits)
     with pytest.raises(InvalidMediaURL, match="without a Location"):
-        await fetch_bytes(http_server.url("/no-location"), loopback_limits)
+        await fetch_bytes(http_server.href("/no-location"), loopback_limits)
 
 
-async def test_error_statuses(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_error_statuses(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     for code in (404, 403, 500):
         with pytest.raises(FetchFailed, match=f"HTTP {code}") as info:
-            await fetch_bytes(http_server.url(f"/status?code={code}"), loopback_limits)
+            await fetch_bytes(http_server.href(f"/status?code={code}"), loopback_limits)
         assert info.value.status == 400
 
 
@@ -142,66 +141,66 @@ async def test_error_statuses(http_server: LoopbackServer, loopback_limits: Medi
 
 
 async def test_content_length_over_cap_refused_before_body(
-    http_server: LoopbackServer, loopback_limits: MediaLimits
+    http_server: MediaServer, loopback_limits: MediaLimits
 ) -> None:
     with pytest.raises(TooLarge) as info:
-        await fetch_bytes(http_server.url("/lie-huge"), loopback_limits)
+        await fetch_bytes(http_server.href("/lie-huge"), loopback_limits)
     assert info.value.status == 413 and "1000000000000 bytes" in info.value.message
 
 
-async def test_streaming_forever_stops_at_cap(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_streaming_forever_stops_at_cap(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     limits = replace(loopback_limits, max_video_bytes=2 * 1024 * 1024)
     start = time.monotonic()
     with pytest.raises(TooLarge, match=r"maxVideoBytes \(--max-video-bytes\)"):
-        await fetch_bytes(http_server.url("/forever"), limits)
+        await fetch_bytes(http_server.href("/forever"), limits)
     assert time.monotonic() - start < 3
 
 
-async def test_file_over_cap_by_counting(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_file_over_cap_by_counting(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     limits = replace(loopback_limits, max_video_bytes=1000)
     with pytest.raises(TooLarge):
-        await fetch_bytes(http_server.url("/files/small.mp4"), limits)
+        await fetch_bytes(http_server.href("/files/small.mp4"), limits)
 
 
-async def test_gzip_bomb_counted_after_decoding(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_gzip_bomb_counted_after_decoding(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     limits = replace(loopback_limits, max_video_bytes=1024 * 1024)
     with pytest.raises(TooLarge):
-        await fetch_bytes(http_server.url("/gzip-bomb"), limits)
+        await fetch_bytes(http_server.href("/gzip-bomb"), limits)
 
 
-async def test_content_length_lies(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_content_length_lies(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     with pytest.raises(FetchFailed, match="broke before"):
-        await fetch_bytes(http_server.url("/lie-short"), loopback_limits)
-    data = await fetch_bytes(http_server.url("/lie-small"), loopback_limits)
+        await fetch_bytes(http_server.href("/lie-short"), loopback_limits)
+    data = await fetch_bytes(http_server.href("/lie-small"), loopback_limits)
     assert len(data) == 100  # never more than declared
 
 
 # -- deadlines ---------------------------------------------------------------------------------------
 
 
-async def test_stalled_headers_time_out(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_stalled_headers_time_out(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     start = time.monotonic()
     with pytest.raises(FetchTimeout) as info:
-        await fetch_bytes(http_server.url("/stall-headers"), loopback_limits)
+        await fetch_bytes(http_server.href("/stall-headers"), loopback_limits)
     assert info.value.status == 422  # not 408: the OpenAI SDKs retry 408
     assert time.monotonic() - start < 3
 
 
-async def test_stalled_body_times_out(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_stalled_body_times_out(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     with pytest.raises(FetchTimeout, match="read_timeout_seconds"):
-        await fetch_bytes(http_server.url("/stall-body"), loopback_limits)
+        await fetch_bytes(http_server.href("/stall-body"), loopback_limits)
 
 
-async def test_drip_hits_overall_deadline(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_drip_hits_overall_deadline(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     limits = replace(loopback_limits, fetch_timeout_seconds=1.0)
     start = time.monotonic()
     with pytest.raises(FetchTimeout, match="fetch_timeout_seconds"):
-        await fetch_bytes(http_server.url("/drip"), limits)
+        await fetch_bytes(http_server.href("/drip"), limits)
     assert time.monotonic() - start < 2
 
 
-async def test_fetch_is_cancellable(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
-    task = asyncio.create_task(fetch_bytes(http_server.url("/stall-headers"), loopback_limits))
+async def test_fetch_is_cancellable(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
+    task = asyncio.create_task(fetch_bytes(http_server.href("/stall-headers"), loopback_limits))
     await asyncio.sleep(0.2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -211,7 +210,7 @@ async def test_fetch_is_cancellable(http_server: LoopbackServer, loopback_limits
 # -- data: and file: ---------------------------------------------------------------------------------
 
 
-async def test_data_url(http_server: LoopbackServer) -> None:
+async def test_data_url(http_server: MediaServer) -> None:
     raw = http_server.files["small.mp4"]
     url = "data:video/mp4;base64," + base64.b64encode(raw).decode()
     assert await fetch_bytes(url, MediaLimits()) == raw
@@ -243,9 +242,9 @@ async def test_file_url_under_root(tmp_path: Path) -> None:
         await fetch_bytes(f"file://{root}/sub/v.mp4", replace(limits, max_video_bytes=2))
 
 
-async def test_messages_never_contain_the_url(http_server: LoopbackServer, loopback_limits: MediaLimits) -> None:
+async def test_messages_never_contain_the_url(http_server: MediaServer, loopback_limits: MediaLimits) -> None:
     marker = "zz-marker-zz"
     for path in [f"/status?code=404&{marker}", f"/redirect?to=http://10.0.0.1/{marker}", f"/{marker}"]:
         with pytest.raises(MediaError) as info:
-            await fetch_bytes(http_server.url(path), loopback_limits)
+            await fetch_bytes(http_server.href(path), loopback_limits)
         assert marker not in info.value.message and "127.0.0.1" not in info.value.message

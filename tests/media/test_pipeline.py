@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from tests.harness.media import MediaServer, loopback_resolver
 from videomodel_devtools import synthetic_videos as sv
 from videomodel_devtools.synthetic_videos import STANDARD, frame_index_of
 from videomodel_server.budget import smart_resize
@@ -25,14 +26,12 @@ from videomodel_server.media import (
 )
 from videomodel_server.media.errors import ForbiddenAddress, InvalidImage, TooLarge
 
-from .conftest import LoopbackServer, loopback_resolver
-
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_http_url(http_server: LoopbackServer, pool: DecodePool, budget: SamplingBudget) -> None:
+async def test_http_url(http_server: MediaServer, pool: DecodePool, budget: SamplingBudget) -> None:
     limits = MediaLimits(exempt_networks=("127.0.0.1/32",))
-    video = await load_video(http_server.url("/files/small.mp4"), limits, budget, pool)
+    video = await load_video(http_server.href("/files/small.mp4"), limits, budget, pool)
     assert video.frames.shape == (4, 280, 392, 3)
     assert [frame_index_of(f) for f in video.frames] == video.metadata["frames_indices"] == [0, 6, 13, 19]
     assert video.metadata == {
@@ -65,7 +64,7 @@ async def test_dry_run_stops_before_decoding(budget: SamplingBudget) -> None:
 
 
 async def test_http_url_by_name_via_resolver(
-    http_server: LoopbackServer, pool: DecodePool, budget: SamplingBudget
+    http_server: MediaServer, pool: DecodePool, budget: SamplingBudget
 ) -> None:
     limits = MediaLimits(exempt_networks=("127.0.0.1/32",))
     fetcher = Fetcher(resolver=loopback_resolver({"videos.example.com": "127.0.0.1"}))
@@ -75,11 +74,11 @@ async def test_http_url_by_name_via_resolver(
 
 
 async def test_default_limits_refuse_loopback(
-    http_server: LoopbackServer, pool: DecodePool, budget: SamplingBudget
+    http_server: MediaServer, pool: DecodePool, budget: SamplingBudget
 ) -> None:
     before = pool.stats.jobs
     with pytest.raises(ForbiddenAddress):
-        await load_video(http_server.url("/files/small.mp4"), MediaLimits(), budget, pool)
+        await load_video(http_server.href("/files/small.mp4"), MediaLimits(), budget, pool)
     assert pool.stats.jobs == before
 
 
