@@ -169,7 +169,7 @@ class PipelineLoader:
         decoded in the pool, handed to the engine with the client's timestamps."""
         from .budget.sequence import FrameSequenceInfo
         from .errors import InvalidRequest
-        from .media.frames import load_frame_sequence
+        from .media import load_frame_sequence
 
         options = ref.options
         if options is not None:

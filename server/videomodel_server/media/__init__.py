@@ -34,7 +34,7 @@ from .errors import (
 from .fetch import FetchedMedia, Fetcher, Resolver, system_resolver
 from .images import ImageBudget
 from .limits import ClampedBudget, MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
-from .pipeline import LoadedImage, LoadedVideo, StageTimings, load_image, load_video
+from .pipeline import LoadedFrames, LoadedImage, LoadedVideo, StageTimings, load_frame_sequence, load_image, load_video
 from .pool import DecodePool, PoolStats
 from .probe import ProbeResult, check_probe
 from .sampling import SamplingPlan, plan_sampling
@@ -57,6 +57,7 @@ __all__ = [
     "InvalidImage",
     "InvalidMediaURL",
     "InvalidVideo",
+    "LoadedFrames",
     "LoadedImage",
     "LoadedVideo",
     "LocalFileRefused",
@@ -79,6 +80,7 @@ __all__ = [
     "check_probe",
     "classify_url",
     "is_fetchable",
+    "load_frame_sequence",
     "load_image",
     "load_video",
     "plan_sampling",

@@ -26,7 +26,8 @@ header read first and its size checked (``max_source_pixels``, every frame the s
 its pixels are decoded, then resized like a decoded video's frames: ``smart_resize`` under the
 budget's per-frame cap for that frame count, bicubic (area averaging past 2x). An odd count is
 padded by repeating the last frame and its index, as vLLM's loaders do (the model merges frames
-in pairs).
+in pairs). The API process's side, the checks then the job, is
+:func:`~.pipeline.load_frame_sequence`; this module is the pool's and the pipeline's shared part.
 """
 
 from __future__ import annotations
@@ -34,11 +35,9 @@ from __future__ import annotations
 import binascii
 import io
 import math
-import os
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +45,6 @@ import numpy.typing as npt
 from videomodel_server.budget import (
     FRAME_FACTOR,
     GeometryError,
-    frame_pixel_cap,
     label,
     sample_indices,
     smart_nframes,
@@ -56,9 +54,6 @@ from videomodel_server.budget.sequence import FrameSequenceInfo
 
 from .errors import FramesOverBudget, InvalidFrames, TooLarge
 from .limits import MediaLimits, SamplingBudget
-
-if TYPE_CHECKING:
-    from .pool import DecodePool
 
 FRAMES_MEDIA_TYPE = "video/jpeg"
 DEFAULT_FPS = 1.0
@@ -145,22 +140,6 @@ class JpegFrames:
     source_height: int
     height: int
     width: int
-
-
-@dataclass(frozen=True)
-class LoadedFrames:
-    """A decoded frame sequence, ready for the engine, and what the receipt reports."""
-
-    frames: npt.NDArray[np.uint8]
-    plan: FramesPlan
-    height: int
-    width: int
-    source_width: int
-    source_height: int
-    source_bytes: int
-    parse_s: float
-    decode_s: float
-    clamped: tuple[str, ...] = field(default=())
 
 
 # -- the URL -------------------------------------------------------------------------------------
@@ -422,61 +401,3 @@ def decode_jpeg_frames(file: IO[bytes], job: FramesJob) -> JpegFrames:
     assert size is not None
     frames = out if out is not None else np.empty((0,), np.uint8)
     return JpegFrames(frames, size[0], size[1], target[0], target[1])
-
-
-# -- the whole road (API process) -------------------------------------------------------------------
-
-
-async def load_frame_sequence(
-    url: str,
-    meta: FrameSequenceInfo,
-    limits: MediaLimits,
-    budget: SamplingBudget,
-    pool: DecodePool,
-    *,
-    decode: bool = True,
-) -> LoadedFrames:
-    """Check, decode and resize a ``data:video/jpeg`` frame sequence (see the module docstring).
-
-    ``decode=False`` (the dry run) reads only the first frame's header: the geometry, no pixels.
-    """
-    started = time.perf_counter()
-    if not limits.allow_data_urls:
-        raise InvalidFrames("data: video URLs are disabled on this server (allow_data_urls)", param="video_url")
-    sent = count_frames(url)
-    if not meta.do_sample_frames and sent > budget.frame_cap + 1:
-        plan_frames(meta, sent, budget, limits)  # refuses with the field named, before splitting anything
-    blob, spans = split_frames(url, limits)
-    plan = plan_frames(meta, len(spans), budget, limits)
-    cap = frame_pixel_cap(plan.nframes, budget.min_pixels, budget.max_pixels, budget.total_pixels)
-    job = FramesJob(
-        spans=tuple(spans[p] for p in plan.positions),
-        positions=plan.positions,
-        factor=budget.factor,
-        min_pixels=budget.min_pixels,
-        pixel_cap=cap,
-        max_source_pixels=limits.max_source_pixels,
-        headers_only=not decode,
-    )
-    fd = os.memfd_create("videomodel-jpeg-frames", os.MFD_CLOEXEC)
-    try:
-        with os.fdopen(os.dup(fd), "wb") as sink:
-            sink.write(blob)
-        del blob
-        parsed = time.perf_counter()
-        result = await pool.decode_frame_sequence(fd, job, limits.decode_timeout_seconds)
-    finally:
-        os.close(fd)
-    done = time.perf_counter()
-    return LoadedFrames(
-        frames=result.frames,
-        plan=plan,
-        height=result.height,
-        width=result.width,
-        source_width=result.source_width,
-        source_height=result.source_height,
-        source_bytes=sum(length for _, length in spans),
-        parse_s=parsed - started,
-        decode_s=done - parsed,
-        clamped=plan.clamped,
-    )

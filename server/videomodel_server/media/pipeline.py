@@ -1,5 +1,8 @@
 """One call from a media URL to model-ready frames: fetch -> probe -> sample -> decode.
 
+:func:`load_video` (and its dry run, ``decode=False``), :func:`load_image` and
+:func:`load_frame_sequence` (a ``data:video/jpeg`` URL of JPEG frames, :mod:`.frames`).
+
 For the API layer::
 
     limits = MediaLimits(max_seconds=plan.max_seconds, max_video_bytes=plan.max_video_bytes,
@@ -36,6 +39,7 @@ still cached, is fetched conditionally: on ``304 Not Modified`` nothing is downl
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +47,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from videomodel_server.budget import frame_pixel_cap
+from videomodel_server.budget.sequence import FrameSequenceInfo
+
 from .cache import CachedVideo, CacheKey, content_digest
+from .errors import InvalidFrames
 from .fetch import FetchedMedia, Fetcher
+from .frames import FramesJob, FramesPlan, count_frames, plan_frames, split_frames
 from .images import ImageBudget
 from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
 from .pool import DecodePool
@@ -108,6 +117,22 @@ class LoadedImage:
     source_width: int
     source_height: int
     stats: StageTimings
+
+
+@dataclass(frozen=True)
+class LoadedFrames:
+    """A decoded frame sequence (:mod:`.frames`), ready for the engine, and what the receipt reports."""
+
+    frames: npt.NDArray[np.uint8]
+    plan: FramesPlan
+    height: int
+    width: int
+    source_width: int
+    source_height: int
+    source_bytes: int
+    parse_s: float
+    decode_s: float
+    clamped: tuple[str, ...] = ()
 
 
 async def load_video(
@@ -247,4 +272,60 @@ async def load_image(
         source_width=image.source_width,
         source_height=image.source_height,
         stats=StageTimings(fetch_s=fetched - started, decode_s=done - fetched),
+    )
+
+
+async def load_frame_sequence(
+    url: str,
+    meta: FrameSequenceInfo,
+    limits: MediaLimits,
+    budget: SamplingBudget,
+    pool: DecodePool,
+    *,
+    decode: bool = True,
+) -> LoadedFrames:
+    """Check, decode and resize a ``data:video/jpeg`` frame sequence (see :mod:`.frames`): every
+    check before any JPEG is decoded, the decode in the pool.
+
+    ``decode=False`` (the dry run) reads only the first frame's header: the geometry, no pixels.
+    """
+    started = time.perf_counter()
+    if not limits.allow_data_urls:
+        raise InvalidFrames("data: video URLs are disabled on this server (allow_data_urls)", param="video_url")
+    sent = count_frames(url)
+    if not meta.do_sample_frames and sent > budget.frame_cap + 1:
+        plan_frames(meta, sent, budget, limits)  # refuses with the field named, before splitting anything
+    blob, spans = split_frames(url, limits)
+    plan = plan_frames(meta, len(spans), budget, limits)
+    cap = frame_pixel_cap(plan.nframes, budget.min_pixels, budget.max_pixels, budget.total_pixels)
+    job = FramesJob(
+        spans=tuple(spans[p] for p in plan.positions),
+        positions=plan.positions,
+        factor=budget.factor,
+        min_pixels=budget.min_pixels,
+        pixel_cap=cap,
+        max_source_pixels=limits.max_source_pixels,
+        headers_only=not decode,
+    )
+    fd = os.memfd_create("videomodel-jpeg-frames", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as sink:
+            sink.write(blob)
+        del blob
+        parsed = time.perf_counter()
+        result = await pool.decode_frame_sequence(fd, job, limits.decode_timeout_seconds)
+    finally:
+        os.close(fd)
+    done = time.perf_counter()
+    return LoadedFrames(
+        frames=result.frames,
+        plan=plan,
+        height=result.height,
+        width=result.width,
+        source_width=result.source_width,
+        source_height=result.source_height,
+        source_bytes=sum(length for _, length in spans),
+        parse_s=parsed - started,
+        decode_s=done - parsed,
+        clamped=plan.clamped,
     )
