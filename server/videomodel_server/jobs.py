@@ -9,6 +9,7 @@ seam depend on this module and not on the wire format. Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +38,11 @@ class RequestLimits:
     max_top_logprobs: int = 20
     max_stop_sequences: int = 4
     max_messages: int = 256
+    check_media: Callable[[MediaRef], None] | None = None
+    """The media loader's check of a media item's URL text
+    (:meth:`~videomodel_server.loading.MediaLoader.check`), run on each item as the request is
+    read: a URL the loader would refuse before fetching (a forbidden IP-literal host) is refused
+    before the prompt is rendered or counted. None: no check here (the loader's own, later)."""
 
     def __post_init__(self) -> None:
         if self.budget.min_pixels is None or self.budget.max_pixels is None:
@@ -54,7 +60,14 @@ class RequestLimits:
 
     @classmethod
     def from_plan(
-        cls, model_name: str, budget: VideoBudget, plan: Plan, *, max_text_bytes: int, **request_limits: int
+        cls,
+        model_name: str,
+        budget: VideoBudget,
+        plan: Plan,
+        *,
+        max_text_bytes: int,
+        check_media: Callable[[MediaRef], None] | None = None,
+        **request_limits: int,
     ) -> RequestLimits:
         """``budget`` must be resolved for the served family; ``request_limits`` are the settings'
         per-request limits (``max_n``, ``max_messages``...)."""
@@ -63,6 +76,7 @@ class RequestLimits:
             budget=budget,
             frames_per_video=plan.frames_per_video,
             max_text_bytes=max_text_bytes,
+            check_media=check_media,
             **request_limits,
         )
 

@@ -99,6 +99,12 @@ class LoadedMedia:
 
 
 class MediaLoader(Protocol):
+    def check(self, ref: MediaRef) -> None:
+        """Refuse ``ref`` now if its URL's text is enough to (a forbidden IP-literal host, a bad
+        scheme), with the error :meth:`load` would raise; pure, no I/O. The request translation
+        calls it as it reads the request (``RequestLimits.check_media``), before any other work."""
+        ...
+
     async def load(self, ref: MediaRef) -> LoadedMedia:
         """Fetch, check, sample and decode ``ref``; raise a :class:`ServerError` for bad media."""
         ...

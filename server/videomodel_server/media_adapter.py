@@ -79,6 +79,17 @@ class PipelineLoader:
 
         return apply_overrides(self.budget, options).budget
 
+    def check(self, ref: MediaRef) -> None:
+        """Refuse ``ref`` for its URL's text, as :meth:`load` would before fetching anything
+        (:func:`~videomodel_server.media.urls.check_url`; http(s) URLs only)."""
+        from .media import MediaError
+        from .media.urls import check_url
+
+        try:
+            check_url(ref.url, self.limits, ref.kind)
+        except MediaError as exc:
+            raise _at(exc, ref) from None
+
     async def load(self, ref: MediaRef) -> LoadedMedia:
         return await self._load(ref, decode=True)
 

@@ -202,6 +202,7 @@ def build_state(
         resolved.budget,
         resolved.plan,
         max_text_bytes=settings.text_byte_limit(),
+        check_media=loader.check,
         max_n=settings.requests.max_n,
         max_top_logprobs=settings.requests.max_top_logprobs,
         max_stop_sequences=settings.requests.max_stop_sequences,

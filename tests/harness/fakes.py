@@ -110,6 +110,9 @@ class FakeLoader:
     calls: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
 
+    def check(self, ref: MediaRef) -> None:
+        return None
+
     async def load(self, ref: MediaRef) -> LoadedMedia:
         self.calls.append(ref.url)
         try:

@@ -12,13 +12,21 @@ from hypothesis import strategies as st
 from videomodel_server.media import MediaError, MediaLimits, classify_url
 from videomodel_server.media.errors import (
     DomainNotAllowed,
+    ForbiddenAddress,
     InvalidDataURL,
     InvalidMediaURL,
     LocalFileRefused,
     TooLarge,
     UnsupportedScheme,
 )
-from videomodel_server.media.urls import DataTarget, FileTarget, HttpTarget, max_base64_chars, resolve_redirect
+from videomodel_server.media.urls import (
+    DataTarget,
+    FileTarget,
+    HttpTarget,
+    check_url,
+    max_base64_chars,
+    resolve_redirect,
+)
 
 SECRET = "s3cr3t-marker"
 
@@ -90,6 +98,50 @@ def test_redirects_are_revalidated() -> None:
         resolve_redirect(start, "http://example.com/b.mp4", limits)
     with pytest.raises(UnsupportedScheme):
         resolve_redirect(start, "file:///etc/passwd", limits)
+
+
+# -- IP-literal hosts: refused on the text, before any I/O -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v.mp4",
+        "HTTPS://[::1]/v.mp4",
+        "http://[::ffff:10.0.0.1]/v.mp4",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://100.64.0.1/v.mp4",
+        "http://[fe80::1%25eth0]/v.mp4",
+    ],
+)
+def test_forbidden_ip_literal_refused_by_the_text(url: str) -> None:
+    for check in (classify_url, check_url):
+        with pytest.raises(ForbiddenAddress) as info:
+            check(url, MediaLimits())
+        assert info.value.status == 400 and "only public addresses" in info.value.message
+        assert "127.0.0.1" not in info.value.message and "169.254" not in info.value.message
+
+
+def test_ip_literal_check_keeps_the_text_checks_first_and_the_exemptions() -> None:
+    with pytest.raises(InvalidMediaURL):  # credentials are refused first, as before
+        check_url("http://user@127.0.0.1/v.mp4", MediaLimits())
+    with pytest.raises(UnsupportedScheme):  # so is a disabled scheme
+        check_url("http://127.0.0.1/v.mp4", MediaLimits(allow_http=False))
+    with pytest.raises(DomainNotAllowed):  # and a domain list (IP literals never match one)
+        check_url("https://10.0.0.1/v.mp4", MediaLimits(allowed_domains=("example.com",)))
+    exempt = MediaLimits(exempt_networks=("127.0.0.1/32",))
+    check_url("http://127.0.0.1:8080/v.mp4", exempt)
+    with pytest.raises(ForbiddenAddress):
+        check_url("http://127.0.0.2:8080/v.mp4", exempt)
+    check_url("http://10.0.0.1/v.mp4", MediaLimits(allow_private_addresses=True))
+    check_url("https://93.184.216.34/v.mp4", MediaLimits())  # public
+    check_url("https://localhost/v.mp4", MediaLimits())  # a name: its addresses are checked at the fetch
+
+
+def test_check_url_leaves_other_schemes_to_the_fetch() -> None:
+    limits = MediaLimits(allow_data_urls=False)
+    for url in ("data:video/mp4;base64,AAAA", "file:///etc/passwd", "gopher://127.0.0.1/", "", "//127.0.0.1/v"):
+        check_url(url, limits)
 
 
 # -- data URLs ---------------------------------------------------------------------------------

@@ -52,11 +52,10 @@ from typing import Literal
 import httpcore
 import httpx
 
-from .addresses import IPAddress, parse_ip_literal, refusal_reason
+from .addresses import IPAddress, parse_ip_literal
 from .errors import (
     FetchFailed,
     FetchTimeout,
-    ForbiddenAddress,
     InvalidDataURL,
     InvalidMediaURL,
     LocalFileRefused,
@@ -65,7 +64,16 @@ from .errors import (
     TooManyRedirects,
 )
 from .limits import MediaLimits
-from .urls import DataTarget, FileTarget, HttpTarget, MediaKind, byte_setting, classify_url, resolve_redirect
+from .urls import (
+    DataTarget,
+    FileTarget,
+    HttpTarget,
+    MediaKind,
+    byte_setting,
+    check_addresses,
+    classify_url,
+    resolve_redirect,
+)
 from .validators import Validators, validators_of
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -198,14 +206,7 @@ class Fetcher:
                 raise FetchFailed(f"the {kind} URL's host name could not be resolved") from None
             if not addresses:
                 raise FetchFailed(f"the {kind} URL's host name could not be resolved")
-        if not limits.allow_private_addresses:
-            exempt = [ipaddress.ip_network(n) for n in limits.exempt_networks]
-            for address in addresses:
-                reason = refusal_reason(address)
-                if reason is not None and not any(address in net for net in exempt):
-                    raise ForbiddenAddress(
-                        f"the {kind} URL's host resolves to a {reason} address; only public addresses are fetched"
-                    )
+        check_addresses(addresses, limits, kind)
         return str(addresses[0])
 
 

@@ -2,16 +2,20 @@
 
 ``classify_url`` turns a client URL into one of three targets (:class:`HttpTarget`,
 :class:`DataTarget`, :class:`FileTarget`) or raises a 400-class :class:`MediaError` that names
-the scheme/setting but never echoes the URL. Address checks (SSRF) need DNS and live in
-``fetch.py`` with the pure rules in ``addresses.py``; this module checks what the URL text alone
-can tell: scheme, credentials, host shape, allowed domains, data-URL header and size,
-``file://`` path shape.
+the scheme/setting but never echoes the URL. Address checks (SSRF) of host names need DNS and
+run in ``fetch.py``, with the pure rules in ``addresses.py`` and :func:`check_addresses` here;
+this module checks what the URL text alone can tell: scheme, credentials, host shape, allowed
+domains, an IP-literal host's address, data-URL header and size, ``file://`` path shape.
+:func:`check_url` is the part of that a request is refused on as it is read, before anything
+else is done for it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
@@ -20,9 +24,10 @@ import httpx
 
 from videomodel_server.budget import flag, label
 
-from .addresses import parse_ip_literal
+from .addresses import IPAddress, parse_ip_literal, refusal_reason
 from .errors import (
     DomainNotAllowed,
+    ForbiddenAddress,
     InvalidDataURL,
     InvalidMediaURL,
     LocalFileRefused,
@@ -110,8 +115,38 @@ def classify_http(url: str, limits: MediaLimits, kind: MediaKind = "video") -> H
     if len(host) > 253:
         raise InvalidMediaURL(f"the {kind} URL's host name is longer than 253 characters")
     check_domain_allowed(host, limits.allowed_domains, kind)
+    literal = parse_ip_literal(host)
+    if literal is not None:
+        check_addresses([literal], limits, kind)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return HttpTarget(url=parsed, host=host, port=port)
+
+
+def check_url(url: str, limits: MediaLimits, kind: MediaKind = "video") -> None:
+    """Refuse an http(s) URL now for whatever :func:`classify_url` refuses it (its text: scheme,
+    credentials, host, domains, an IP-literal host in a forbidden range), with the same error.
+
+    Pure and cheap, so it runs as a request is read, before its prompt is rendered or counted:
+    such a URL costs nothing more. Other URLs pass; they are checked as they are fetched (a
+    ``data:`` URL's checks are its decoding, a ``file://`` URL's the opening of the file).
+    """
+    scheme = url.partition(":")[0].lower() if isinstance(url, str) else ""
+    if scheme in ("http", "https"):
+        classify_url(url, limits, kind)
+
+
+def check_addresses(addresses: Iterable[IPAddress], limits: MediaLimits, kind: MediaKind = "video") -> None:
+    """Refuse a host whose addresses (its IP literal, or what its name resolved to) include one
+    that is not global unicast, unless ``limits`` exempt it (tests only)."""
+    if limits.allow_private_addresses:
+        return
+    exempt = [ipaddress.ip_network(n) for n in limits.exempt_networks]
+    for address in addresses:
+        reason = refusal_reason(address)
+        if reason is not None and not any(address in net for net in exempt):
+            raise ForbiddenAddress(
+                f"the {kind} URL's host resolves to a {reason} address; only public addresses are fetched"
+            )
 
 
 def check_domain_allowed(host: str, allowed_domains: tuple[str, ...], kind: MediaKind = "video") -> None:

@@ -81,6 +81,9 @@ def build(request: ChatCompletionRequest, limits: RequestLimits) -> ChatJob:
                 "response_format cannot be combined with a tool_choice that forces a call", param="response_format"
             )
         sampling = replace(sampling, structured=forced)
+    if limits.check_media is not None:  # a URL refused on its text (a forbidden IP literal): before any rendering
+        for ref in media:
+            limits.check_media(ref)
     return ChatJob(
         turns=tuple(turns),
         media=tuple(media),
