@@ -16,11 +16,11 @@ import openai
 import pytest
 from openai import _base_client
 
+from tests.harness import MediaServer
+from tests.harness.hardening import FETCH_TIMEOUT_S, Hardened
 from videomodel_server.api.errors import error_response
 from videomodel_server.errors import EngineFailure, RoutingError, ServerError, Unavailable
 from videomodel_server.media.errors import MediaError
-
-from .conftest import FETCH_TIMEOUT_S, Hardened, Origin
 
 
 def _all_errors(cls: type[ServerError] = ServerError) -> Iterator[type[ServerError]]:
@@ -87,11 +87,11 @@ def test_error_against_sdk_retry_rules(err: ServerError) -> None:
         assert response.status_code not in (408, 409, 429)
 
 
-def test_slow_origin_costs_one_fetch_timeout(hardened: Hardened, origin: Origin) -> None:
+def test_slow_origin_costs_one_fetch_timeout(hardened: Hardened, origin: MediaServer) -> None:
     """The real SDK, with its default two retries, sends a request whose media host stalls: once."""
     client = openai.OpenAI(base_url=hardened.url + "/v1", api_key="unused", timeout=30)
     assert client.max_retries == 2
-    before = origin.requests.count("/stall-headers")
+    before = origin.hits("/stall-headers")
     started = time.monotonic()
     with pytest.raises(openai.UnprocessableEntityError) as info:
         client.chat.completions.create(
@@ -108,5 +108,5 @@ def test_slow_origin_costs_one_fetch_timeout(hardened: Hardened, origin: Origin)
     elapsed = time.monotonic() - started
     assert info.value.code == "media_fetch_timeout"
     assert info.value.response.headers["x-should-retry"] == "false"
-    assert origin.requests.count("/stall-headers") - before == 1
+    assert origin.hits("/stall-headers") - before == 1
     assert elapsed < 2 * FETCH_TIMEOUT_S

@@ -23,6 +23,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.harness import MediaServer
+from tests.harness.hardening import (
+    MAX_IMAGE_BYTES,
+    MAX_VIDEO_BYTES,
+    Dialled,
+    Forbidden,
+    Hardened,
+    Meter,
+    Results,
+    assert_envelope,
+    assert_serving,
+    post_video,
+)
 from videomodel_devtools.synthetic_videos import (
     VideoSpec,
     absurd_fps_file,
@@ -42,19 +55,6 @@ from videomodel_devtools.synthetic_videos import (
 from videomodel_server.media.urls import max_base64_chars
 
 from .catalogue import MEDIA, Row
-from .conftest import (
-    MAX_IMAGE_BYTES,
-    MAX_VIDEO_BYTES,
-    Dialled,
-    Forbidden,
-    Hardened,
-    Meter,
-    Origin,
-    Results,
-    assert_envelope,
-    assert_serving,
-    post_video,
-)
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Ctx:
     root: Path
     v4: int
     v6: int
-    origin: Origin
+    origin: MediaServer
 
 
 SMALL = VideoSpec(seconds=1.0, fps=4, width=64, height=64)
@@ -262,7 +262,7 @@ BUILDERS.update(
 
 def _served(c: Ctx, name: str, body: bytes) -> str:
     c.origin.files[name] = body
-    return f"{c.origin.base}/files/{name}"
+    return f"{c.origin.url}/files/{name}"
 
 
 def test_catalogue_size() -> None:
@@ -276,7 +276,7 @@ def test_hostile_media(
     hardened: Hardened,
     forbidden: Forbidden,
     dialled: Dialled,
-    origin: Origin,
+    origin: MediaServer,
     meter: Meter,
     results: Results,
     small_video: bytes,

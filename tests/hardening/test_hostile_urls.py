@@ -15,19 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from .catalogue import URLS, Row, fill
-from .conftest import (
+from tests.harness import MediaServer
+from tests.harness.hardening import (
     Dialled,
     FakeDns,
     Forbidden,
     Hardened,
     Meter,
-    Origin,
     Results,
     assert_envelope,
     assert_serving,
     post_video,
 )
+
+from .catalogue import URLS, Row, fill
 
 LEAKS = ("127.0.0.1", "169.254", "::1", "0x7f", "2130706433", "10.0.0", "/etc/", "/proc", "environ", "origin.test")
 
@@ -66,14 +67,14 @@ def test_hostile_url(
     file_tree: Path,
     forbidden: Forbidden,
     dialled: Dialled,
-    origin: Origin,
+    origin: MediaServer,
     dns: FakeDns,
     meter: Meter,
     results: Results,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     v6 = forbidden.v6.port if forbidden.v6 else forbidden.v4.port
-    url = fill(row.input, v4=forbidden.v4.port, v6=v6, o=origin.port, origin=origin.base, root=file_tree)
+    url = fill(row.input, v4=forbidden.v4.port, v6=v6, o=origin.port, origin=origin.url, root=file_tree)
     if row.root is not None:
         monkeypatch.setattr(
             hardened.loader, "limits", replace(hardened.loader.limits, allowed_local_root=Path(row.root))

@@ -28,13 +28,14 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.harness import MediaServer
+from tests.harness.hardening import Hardened, assert_envelope, assert_serving, post_video
 from videomodel_server.media.cache import VideoCache
 from videomodel_server.media.errors import DecodeMemory, DecodeTimeout, InvalidVideo, MediaError
 from videomodel_server.media.limits import MediaLimits
 from videomodel_server.media.pool import DecodePool
 from videomodel_server.media.probe import ProbeResult
 
-from .conftest import Hardened, Origin, assert_envelope, assert_serving, post_video
 from .hostile_jobs import OUTCOME, HostileLimits
 
 pytestmark = pytest.mark.timeout(240)
@@ -176,14 +177,14 @@ SERVER_FAILURES = [
 @pytest.mark.parametrize(("action", "status", "meaning"), SERVER_FAILURES, ids=[f[0] for f in SERVER_FAILURES])
 def test_a_decoder_failure_costs_that_request_a_4xx_and_nothing_else(
     hardened: Hardened,
-    origin: Origin,
+    origin: MediaServer,
     hostile_probe: list[tuple[str, Any, float]],
     action: str,
     status: int,
     meaning: str,
 ) -> None:
     pool = hardened.loader.pool
-    ok_url = origin.url("/files/ok.mp4")
+    ok_url = origin.href("/files/ok.mp4")
     assert post_video(hardened.url, ok_url).status_code == 200
     before = set(pool.worker_pids())
     api = psutil.Process()

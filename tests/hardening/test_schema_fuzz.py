@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from .conftest import Hardened
+from tests.harness.hardening import Hardened
 
 MAX_EXAMPLES = int(os.environ.get("HARDENING_FUZZ_EXAMPLES", "25"))
 

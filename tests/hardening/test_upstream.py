@@ -1,6 +1,6 @@
 """A misbehaving media host on loopback: deadlines and byte caps hold, nothing is left behind.
 
-The origin (conftest.py) drips headers (slowloris), sends more than its Content-Length, streams
+The origin (tests/harness/media.py's server) drips headers (slowloris), sends more than its Content-Length, streams
 chunked forever, offers 2 GB with and without a Content-Length, loops redirects, stalls mid-body
 or before its headers; a TLS tarpit accepts TCP and never answers the ClientHello. Each row
 bounds the wall time (the fetch deadline is 3 s), the API process's memory growth, and checks
@@ -17,14 +17,13 @@ from collections.abc import Callable
 import psutil
 import pytest
 
-from .catalogue import UPSTREAM, Row, fill
-from .conftest import (
+from tests.harness import MediaServer
+from tests.harness.hardening import (
     ORIGIN_IP,
     Dialled,
     Forbidden,
     Hardened,
     Meter,
-    Origin,
     Results,
     TlsTarpit,
     assert_envelope,
@@ -32,6 +31,8 @@ from .conftest import (
     post_video,
     tmp_entries,
 )
+
+from .catalogue import UPSTREAM, Row, fill
 
 
 def _file_fds() -> int:
@@ -64,14 +65,14 @@ def _settled(measure: Callable[[], int], limit: int, timeout: float = 3.0) -> in
 def test_misbehaving_upstream(
     row: Row,
     hardened: Hardened,
-    origin: Origin,
+    origin: MediaServer,
     tls_tarpit: TlsTarpit,
     forbidden: Forbidden,
     dialled: Dialled,
     meter: Meter,
     results: Results,
 ) -> None:
-    url = fill(row.input, origin=origin.base, tls=tls_tarpit.port)
+    url = fill(row.input, origin=origin.url, tls=tls_tarpit.port)
     assert_serving(hardened.url)  # warm: the fd baseline includes the keep-alive machinery
     files = _file_fds()
     accepted, bad_dials = forbidden.accepted, len(dialled.forbidden())
@@ -90,5 +91,5 @@ def test_misbehaving_upstream(
     assert _settled(lambda: _fetcher_sockets(origin.port, tls_tarpit.port), 0) == 0, "upstream sockets leaked"
     assert forbidden.accepted == accepted and len(dialled.forbidden()) == bad_dials
     assert_serving(hardened.url)
-    ok = post_video(hardened.url, origin.url("/files/ok.mp4"))
+    ok = post_video(hardened.url, origin.href("/files/ok.mp4"))
     assert ok.status_code == 200, ok.text
