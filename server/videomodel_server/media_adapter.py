@@ -121,7 +121,7 @@ class PipelineLoader:
                 image = await load_image(ref.url, self.limits, self.images, self.pool, fetcher=self.fetcher)
                 return LoadedMedia(
                     ref,
-                    image.pixels,
+                    image.decoded.pixels,
                     timings={"fetch": image.stats.fetch_s, "decode": image.stats.decode_s},
                 )
             budget, overrides, window = self._video_inputs(ref)
@@ -192,16 +192,16 @@ class PipelineLoader:
             )
         meta = options.frames if options is not None and options.frames is not None else FrameSequenceInfo()
         loaded = await load_frame_sequence(ref.url, meta, self.limits, budget, self.pool, decode=decode)
-        plan = loaded.plan
+        plan, decoded = loaded.plan, loaded.decoded
         binding = list(plan.binding)
         f = budget.factor
-        rounded = max(f, round(loaded.source_height / f) * f) * max(f, round(loaded.source_width / f) * f)
-        if rounded > loaded.height * loaded.width and loaded.height * loaded.width <= budget.max_pixels:
+        rounded = max(f, round(decoded.source_height / f) * f) * max(f, round(decoded.source_width / f) * f)
+        if rounded > decoded.height * decoded.width and decoded.height * decoded.width <= budget.max_pixels:
             binding.append(f"frame size capped by {label('max_pixels')}={budget.max_pixels}")
         receipt = SamplingReceipt(
             frames=plan.nframes,
-            height=loaded.height,
-            width=loaded.width,
+            height=decoded.height,
+            width=decoded.width,
             sample_fps=plan.sample_fps,
             duration=plan.duration,
             timestamps=tuple(round(t, 4) for t in plan.timestamps),
@@ -211,12 +211,12 @@ class PipelineLoader:
         )
         return LoadedMedia(
             ref,
-            loaded.frames,
+            decoded.frames,
             metadata=plan.metadata(),
             sample_fps=plan.sample_fps,
             duration=plan.duration,
             timings={"fetch": loaded.parse_s, "decode": loaded.decode_s},
-            clamped=loaded.clamped,
+            clamped=plan.clamped,
             receipt=receipt,
         )
 

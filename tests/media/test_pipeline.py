@@ -127,10 +127,11 @@ async def test_image_data_url(pool: DecodePool) -> None:
     url = "data:image/png;base64," + base64.b64encode(_png(640, 480)).decode()
     budget = ImageBudget(min_pixels=4 * 28 * 28, max_pixels=256 * 28 * 28, factor=28)
     image = await load_image(url, MediaLimits(), budget, pool)
-    assert image.pixels.shape == (*smart_resize(480, 640, 28, 4 * 28 * 28, 256 * 28 * 28), 3)
-    assert image.pixels.dtype == np.uint8
-    assert frame_index_of(image.pixels) == 1234
-    assert (image.source_width, image.source_height) == (640, 480)
+    pixels = image.decoded.pixels
+    assert pixels.shape == (*smart_resize(480, 640, 28, 4 * 28 * 28, 256 * 28 * 28), 3)
+    assert pixels.dtype == np.uint8
+    assert frame_index_of(pixels) == 1234
+    assert (image.decoded.source_width, image.decoded.source_height) == (640, 480)
 
 
 async def test_image_limits(pool: DecodePool) -> None:

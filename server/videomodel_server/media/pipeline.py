@@ -53,8 +53,8 @@ from videomodel_server.budget.sequence import FrameSequenceInfo
 from .cache import CachedVideo, CacheKey, content_digest
 from .errors import InvalidFrames
 from .fetch import FetchedMedia, Fetcher
-from .frames import FramesJob, FramesPlan, count_frames, plan_frames, split_frames
-from .images import ImageBudget
+from .frames import FramesJob, FramesPlan, JpegFrames, count_frames, plan_frames, split_frames
+from .images import DecodedImage, ImageBudget
 from .limits import MediaLimits, SamplingBudget, SamplingOverrides, apply_overrides
 from .pool import DecodePool
 from .probe import ProbeResult
@@ -113,26 +113,23 @@ class LoadedVideo:
 
 @dataclass(frozen=True)
 class LoadedImage:
-    pixels: npt.NDArray[np.uint8]
-    source_width: int
-    source_height: int
+    """One image as the pool decoded it (``decoded.pixels`` go to the engine), and the stage seconds."""
+
+    decoded: DecodedImage
     stats: StageTimings
 
 
 @dataclass(frozen=True)
 class LoadedFrames:
-    """A decoded frame sequence (:mod:`.frames`), ready for the engine, and what the receipt reports."""
+    """A decoded frame sequence (:mod:`.frames`): the plan's JPEGs as the pool decoded them
+    (``decoded.frames`` go to the engine; empty for the dry run), the plan the receipt reports
+    (its ``clamped`` notes included), and the stage seconds."""
 
-    frames: npt.NDArray[np.uint8]
+    decoded: JpegFrames
     plan: FramesPlan
-    height: int
-    width: int
-    source_width: int
-    source_height: int
     source_bytes: int
     parse_s: float
     decode_s: float
-    clamped: tuple[str, ...] = ()
 
 
 async def load_video(
@@ -267,12 +264,7 @@ async def load_image(
         fetched = time.perf_counter()
         image = await pool.decode_image(media.fd, budget, limits)
         done = time.perf_counter()
-    return LoadedImage(
-        pixels=image.pixels,
-        source_width=image.source_width,
-        source_height=image.source_height,
-        stats=StageTimings(fetch_s=fetched - started, decode_s=done - fetched),
-    )
+    return LoadedImage(image, StageTimings(fetch_s=fetched - started, decode_s=done - fetched))
 
 
 async def load_frame_sequence(
@@ -318,14 +310,9 @@ async def load_frame_sequence(
         os.close(fd)
     done = time.perf_counter()
     return LoadedFrames(
-        frames=result.frames,
+        decoded=result,
         plan=plan,
-        height=result.height,
-        width=result.width,
-        source_width=result.source_width,
-        source_height=result.source_height,
         source_bytes=sum(length for _, length in spans),
         parse_s=parsed - started,
         decode_s=done - parsed,
-        clamped=plan.clamped,
     )
