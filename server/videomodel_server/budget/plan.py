@@ -159,7 +159,6 @@ class Plan:
     context_limit: int
     limit_mm_per_prompt: dict[str, dict[str, int]]
     mm_processor_kwargs: dict[str, Any]
-    media_io_kwargs: dict[str, Any]
     fetch_timeout_seconds: float
     max_video_bytes: int
     max_seconds: float
@@ -408,7 +407,6 @@ def derive(budget: VideoBudget, model: ModelSpec, gpu: GpuSpec | None = None) ->
         context_limit=model.max_position_embeddings,
         limit_mm_per_prompt=limit,
         mm_processor_kwargs=processor_kwargs,
-        media_io_kwargs={"video": {"fps": budget.fps, "max_frames": budget.max_frames}},
         fetch_timeout_seconds=fetch_timeout(budget),
         max_video_bytes=budget.max_video_bytes,
         max_seconds=budget.max_seconds,
@@ -479,7 +477,6 @@ def _invalid_plan(budget: VideoBudget, model: ModelSpec, problems: list[str]) ->
         context_limit=model.max_position_embeddings,
         limit_mm_per_prompt={},
         mm_processor_kwargs={},
-        media_io_kwargs={},
         fetch_timeout_seconds=0.0,
         max_video_bytes=budget.max_video_bytes,
         max_seconds=budget.max_seconds,
