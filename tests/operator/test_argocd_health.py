@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.harness.operator import ROOT
 from videomodel_operator.pods import POD_REASONS
 from videomodel_operator.status import Verdict, summarize
-
-from .conftest import ROOT
 
 LUA = ROOT / "charts" / "videomodel-operator" / "files" / "argocd-health.lua"
 RULE = re.compile(r"^\s*\{(?P<body>type = [^}]*)\},\s*$")

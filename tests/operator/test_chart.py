@@ -21,12 +21,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.harness.operator import EXAMPLES, K8S_VERSION, ROOT, assert_pss_restricted, load_body
 from videomodel_operator.rendering import MANAGED_KINDS
 
-from .conftest import EXAMPLES, ROOT, load_body
 from .harness import chart_rules, running_cluster
 from .helm import Helm, helm_binary
-from .test_rendering import K8S_VERSION, assert_pss_restricted
 
 CHART = ROOT / "charts" / "videomodel-operator"
 

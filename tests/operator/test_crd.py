@@ -14,10 +14,9 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.harness.operator import EXAMPLES, FEASIBLE_EXAMPLES, INFEASIBLE_EXAMPLES, ROOT, load_body
 from videomodel_operator.crdgen import CRD_FILENAME, crd, crd_yaml
 from videomodel_operator.spec import SpecError, parse_video_model
-
-from .conftest import EXAMPLES, FEASIBLE_EXAMPLES, INFEASIBLE_EXAMPLES, ROOT, load_body
 
 CRD_PATH = ROOT / "crds" / CRD_FILENAME
 CHART_CRD_PATH = ROOT / "charts" / "videomodel-operator" / "crds" / CRD_FILENAME

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness.operator import EXAMPLES, load_body
 from videomodel_devtools import vllm_flags
 from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering.server import ENCODER_TP_DATA_FAMILIES, engine_settings, serving_contract
@@ -25,8 +26,6 @@ from videomodel_operator.status import Verdict, summarize
 from videomodel_server.budget import Family
 from videomodel_server.budget.contract import OWNED_ENGINE_FLAGS, processor_cache_gb
 from videomodel_server.engine import EngineConfig, check_passthrough, engine_argv
-
-from .conftest import EXAMPLES, load_body
 
 EXAMPLE = EXAMPLES / "qwen2-vl-7b-a100.yaml"
 

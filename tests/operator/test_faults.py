@@ -23,9 +23,10 @@ import aiohttp.web
 import pytest
 from kmock._internal import rendering
 
+from tests.harness.operator import CHILDREN, NAME, NS, converged, example
+
 from .apiserver import ApiServer, request_verb
 from .harness import Cluster, running_cluster
-from .test_scenarios import CHILDREN, NAME, NS, converged, example
 
 pytestmark = pytest.mark.timeout(120)
 

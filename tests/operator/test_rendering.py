@@ -11,6 +11,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from tests.harness.operator import (
+    EXAMPLES,
+    K8S_VERSION,
+    assert_pss_restricted,
+    deployment_for,
+    load_body,
+    load_cr,
+    sizing_for,
+)
 from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering import (
     HASH_ANNOTATION,
@@ -23,11 +32,6 @@ from videomodel_operator.rendering import (
 )
 from videomodel_operator.spec import parse_video_model
 from videomodel_operator.units import parse_bytes
-
-from .conftest import EXAMPLES, deployment_for, load_body, load_cr, sizing_for
-
-K8S_VERSION = "1.34.0"
-"""A current release kubernetes-validate ships schemas for (it bundles up to its own version)."""
 
 
 def _objects(path: Path, **caps: bool) -> list[dict[str, Any]]:
@@ -69,46 +73,6 @@ def test_a_broken_object_fails_validation() -> None:
     wrong["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(wrong, K8S_VERSION, strict=True)
-
-
-def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*pod.get("initContainers", []), *pod["containers"]]
-
-
-def assert_pss_restricted(pod: dict[str, Any], *, shm: bool = True) -> None:
-    """Pod Security Standards "restricted" (v1.34 checks), plus (``shm``) our /dev/shm rule."""
-    for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
-        assert not pod.get(forbidden), forbidden
-    for volume in pod.get("volumes", []):
-        allowed = {
-            "configMap",
-            "csi",
-            "downwardAPI",
-            "emptyDir",
-            "ephemeral",
-            "persistentVolumeClaim",
-            "projected",
-            "secret",
-        }
-        assert set(volume) - {"name"} <= allowed, volume
-    pod_sc = pod.get("securityContext", {})
-    assert pod_sc.get("seccompProfile", {}).get("type") in ("RuntimeDefault", "Localhost")
-    assert pod_sc.get("runAsUser", 1) != 0
-    for container in _containers(pod):
-        sc = container["securityContext"]
-        assert sc["allowPrivilegeEscalation"] is False
-        assert sc["capabilities"]["drop"] == ["ALL"]
-        assert not sc["capabilities"].get("add")
-        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True
-        assert sc.get("runAsUser", pod_sc.get("runAsUser")) not in (None, 0)
-        assert not sc.get("privileged")
-        assert "hostPort" not in str(container.get("ports", []))
-        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
-        assert seccomp.get("type") in ("RuntimeDefault", "Localhost")
-    if shm:
-        dshm = next(v for v in pod["volumes"] if v["name"] == "dshm")
-        assert dshm["emptyDir"]["medium"] == "Memory"
-        assert dshm["emptyDir"]["sizeLimit"]
 
 
 def test_pods_meet_pod_security_restricted(example_path: Path) -> None:

@@ -9,34 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.harness.operator import CHILDREN, EXAMPLES, NAME, NS, converged, example, load_body
 from videomodel_operator.rendering import HASH_ANNOTATION
 
-from .conftest import EXAMPLES, load_body
-from .harness import Cluster, running_cluster
+from .harness import running_cluster
 
 pytestmark = pytest.mark.timeout(180)
-
-NS = "models"
-NAME = "qwen2-vl-7b"
-CHILDREN = ("ConfigMap", "Service", "NetworkPolicy", "Deployment", "PodDisruptionBudget")
-
-
-def example() -> dict[str, Any]:
-    return load_body(EXAMPLES / "qwen2-vl-7b-a100.yaml")
-
-
-async def converged(cluster: Cluster, name: str = NAME, generation: int | None = None) -> dict[str, Any]:
-    async def ready() -> bool:
-        cr = await cluster.get("VideoModel", NS, name)
-        status = (cr or {}).get("status") or {}
-        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
-        gen = generation or cr["metadata"]["generation"]  # type: ignore[index]
-        return conditions.get("Ready") == "True" and status.get("observedGeneration") == gen
-
-    await cluster.eventually(ready, what=f"{name} Ready")
-    cr = await cluster.get("VideoModel", NS, name)
-    assert cr is not None
-    return cr
 
 
 async def test_create_makes_every_child_with_owner_refs_and_a_full_status() -> None:

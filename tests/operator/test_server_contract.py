@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness.operator import EXAMPLES, image_budget_cr, load_cr, with_budget
 from videomodel_devtools.pod import container_argv
 from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering import render, serving_contract
@@ -31,22 +32,6 @@ from videomodel_server.budget.contract import (
 from videomodel_server.cli import parse_settings
 from videomodel_server.settings import ServerSettings
 from videomodel_server.wiring import Resolved, StartupError, resolve
-
-from .conftest import EXAMPLES, load_cr
-
-IMAGE_BUDGET = {"imagesPerPrompt": 2, "imageMaxPixels": 200704}
-"""The case that crash-looped: two images per prompt on qwen2-vl-7b-a100 (issue 7)."""
-
-
-def image_budget_cr() -> VideoModel:
-    cr = load_cr(EXAMPLES / "qwen2-vl-7b-a100.yaml")
-    return _with_budget(cr, IMAGE_BUDGET)
-
-
-def _with_budget(cr: VideoModel, changes: dict[str, Any]) -> VideoModel:
-    doc = cr.model_dump(by_alias=True, exclude_none=True, mode="json")
-    doc["spec"]["budget"].update(changes)
-    return VideoModel.model_validate(doc)
 
 
 def start_parse(cr: VideoModel, tmp_path: Path) -> tuple[Plan, ServerSettings, Resolved]:
@@ -110,7 +95,7 @@ def test_each_budget_field_reaches_the_server_and_both_plans_agree(name: str, tm
     declared = base.spec.to_budget()
     resolved_base = declared.resolved(base.spec.to_model_spec().geometry)
     value = _changed(name, getattr(declared, name), getattr(resolved_base, name))
-    cr = _with_budget(base, {cr_key(name): value})
+    cr = with_budget(base, {cr_key(name): value})
     assert getattr(cr.spec.to_budget(), name) != getattr(resolved_base, name), "the test must change the field"
     plan, settings, resolved = start_parse(cr, tmp_path)
     assert getattr(settings.budget, name) == getattr(cr.spec.to_budget().resolved(resolved.model.geometry), name)

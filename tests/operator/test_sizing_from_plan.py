@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness.operator import EXAMPLES, load_body, sizing_for
 from videomodel_devtools.pod import container_argv
 from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering import render, serving_contract
@@ -31,8 +32,6 @@ from videomodel_server.budget.contract import (
     default_concurrency,
 )
 from videomodel_server.cli import parse_settings
-
-from .conftest import EXAMPLES, load_body, sizing_for
 
 EXAMPLE = EXAMPLES / "qwen2.5-vl-7b-l4.yaml"
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness.operator import EXAMPLES, load_body, load_cr
 from videomodel_operator.units import (
     BINARY,
     QuantityError,
@@ -19,8 +20,6 @@ from videomodel_operator.units import (
     parse_cpu,
 )
 from videomodel_server.budget import BUILTIN_MODELS, Family
-
-from .conftest import EXAMPLES, load_body, load_cr
 
 
 @pytest.mark.parametrize(
