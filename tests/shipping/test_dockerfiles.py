@@ -9,7 +9,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from .conftest import ROOT, VENV_BIN
+from tests.harness.shipping import ROOT, VENV_BIN
+
 from .dockerfile import key_values, parse, run_parts
 
 

@@ -9,7 +9,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from .conftest import ROOT, TARGET_PYTHON, closure, dockerfile, lock, pins, pyproject
+from tests.harness.shipping import ROOT, TARGET_PYTHON, closure, dockerfile, lock, pins, pyproject
+
 from .dockerfile import parse, run_parts, substitute
 
 

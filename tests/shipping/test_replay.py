@@ -16,7 +16,8 @@ import sysconfig
 import time
 from pathlib import Path
 
-from .conftest import ROOT, VENV_BIN, dockerfile, pins, python312
+from tests.harness.shipping import ROOT, VENV_BIN, dockerfile, pins, python312
+
 from .dockerfile import Replay
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
