@@ -1,5 +1,6 @@
 """Budgets and predictions shared by the server tests: the per-family test budget, the budget
-module's price of a synthetic video, a probe of a clip for the pure planning tests."""
+module's price of a synthetic video, a probe of a clip for the pure planning tests, the request
+limits of the pure translation tests."""
 
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ class MediaServer:
 
     def close(self) -> None:
         self.stop.set()
-        self.httpd.shutdown()
+        if self.thread.is_alive():
+            self.httpd.shutdown()
         self.httpd.server_close()
 
     def __enter__(self) -> MediaServer:
@@ -160,6 +161,7 @@ class _Handler(SimpleHTTPRequestHandler):
             self._route()
 
     def do_HEAD(self) -> None:
+        self.etag, self.from_directory = None, True
         if self.owner.root is None:
             self.send_error(HTTPStatus.NOT_IMPLEMENTED, "Unsupported method ('HEAD')")
             return
