@@ -1,7 +1,7 @@
 """Frame recovery (issue 12 item 2) behind a real server on the fake engine: the server setting,
-the per-request override, the receipt and the metric. The clips are ``tests/harness/clips.py``'s,
-the media-level tests are in ``tests/media/test_frame_recovery.py``; this half needs the app (FastAPI), so it lives with the
-server tests (the Python 3.12 run has no app).
+the per-request override, the receipt and the metric. The clips are ``tests/harness/clips.py``'s;
+the media-level tests are in ``tests/media/test_frame_recovery.py``. This half needs the app
+(FastAPI), so it lives with the server tests (the Python 3.12 run has no app).
 """
 
 from __future__ import annotations
