@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.harness.fakes import FakeEngine
-from tests.harness.threaded import ThreadedServer
-from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS
+from tests.harness import FakeEngine, ThreadedServer, fake_engine_server, pipeline_loader, server_settings
 from videomodel_server.jobs import Turn
 from videomodel_server.media import Fetcher
-from videomodel_server.media_adapter import PipelineLoader, build_loader
-from videomodel_server.settings import ServerSettings
-from videomodel_server.wiring import build_state, resolve
+from videomodel_server.media_adapter import PipelineLoader
 
 
 @dataclass
@@ -48,19 +42,11 @@ async def _no_dns(host: str, port: int) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[ThreadedServer, RecordingEngine, PipelineLoader]]:
-    settings = ServerSettings.model_validate(
-        {
-            "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"},
-            "budget": {"max_seconds": 20, "images_per_prompt": 1},
-            "media": {"allow_http": True},
-            "admission": {"decode_workers": 1},
-        }
-    )
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
-    loader = build_loader(settings, resolved)
+    settings = server_settings(max_seconds=20, images_per_prompt=1, allow_http=True, decode_workers=1)
+    loader = pipeline_loader(settings)
     loader.fetcher = Fetcher(resolver=_no_dns)  # a host name resolves to nothing: no network
     engine = RecordingEngine(words=("ok",))
-    with ThreadedServer(create_app(build_state(settings, resolved, loader, engine=engine))) as server:
+    with fake_engine_server(engine, loader, settings=settings) as server:
         yield server, engine, loader
 
 
