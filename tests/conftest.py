@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.models", "tests.fixtures.videos"]
+pytest_plugins = ["tests.fixtures.models", "tests.fixtures.videos", "tests.harness.reports"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

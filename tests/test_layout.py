@@ -19,20 +19,6 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
-PENDING: dict[str, set[str]] = {
-    "tests/hardening/test_load.py": {"tests.hardening.conftest"},
-    "tests/hardening/test_shutdown.py": {"tests.hardening.conftest"},
-    "tests/operator/test_rendered_server.py": {"tests.server.conftest", "tests.operator.test_server_contract"},
-    "tests/oracle/test_engine_oracle.py": {"tests.oracle.conftest"},
-    "tests/oracle/test_processor_oracle.py": {"tests.oracle.conftest"},
-    "tests/server/test_engine_families.py": {"tests.server.conftest"},
-    "tests/server/test_engine_hd_clip.py": {"tests.server.conftest"},
-    "tests/server/test_engine_qwen2_vl.py": {"tests.server.conftest"},
-    "tests/server/test_features_engine.py": {"tests.server.conftest"},
-}
-"""Imports still to be switched to the harness (file -> the modules it imports against the rule).
-The list only shrinks: an entry that no longer holds fails :func:`test_the_pending_list_only_shrinks`."""
-
 
 def is_test_or_conftest(module: str) -> bool:
     """Whether the dotted ``module`` is a test module or a conftest of this tree."""
@@ -78,23 +64,11 @@ def test_no_test_module_imports_another_test_module_or_a_conftest() -> None:
         f"{name}:{line}: imports {module}"
         for name, modules in violations().items()
         for module, lines in modules.items()
-        if module not in PENDING.get(name, set())
         for line in lines
     ]
     assert not wrong, "what tests share belongs in tests/harness/ or a helper module that is not a test:\n" + (
         "\n".join(wrong)
     )
-
-
-def test_the_pending_list_only_shrinks() -> None:
-    found = violations()
-    stale = [
-        f"{name} no longer imports {module}"
-        for name, modules in PENDING.items()
-        for module in sorted(modules)
-        if module not in found.get(name, {})
-    ]
-    assert not stale, "drop from PENDING:\n" + "\n".join(stale)
 
 
 @pytest.mark.parametrize(

@@ -203,26 +203,4 @@ def meter() -> Meter:
 
 @pytest.fixture(scope="session")
 def results() -> Results:
-    # RESULTS itself is tests/harness/hardening.py's (test_load.py and test_shutdown.py still import it from here)
     return RESULTS
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not RESULTS.rows and not RESULTS.lines:
-        return
-    tr = terminalreporter
-    tr.section("hardening: inputs, statuses, worst time and memory per category")
-    for category, rows in sorted(RESULTS.rows.items()):
-        statuses: dict[int, int] = {}
-        for _, status, _, _ in rows:
-            statuses[status] = statuses.get(status, 0) + 1
-        worst_t = max(rows, key=lambda r: r[3].seconds)
-        worst_api = max(r[3].api_rss_growth_mb for r in rows)
-        worst_worker = max(r[3].worker_peak_rss_mb for r in rows)
-        tr.write_line(
-            f"{category}: {len(rows)} inputs, statuses {dict(sorted(statuses.items()))}, "
-            f"worst time {worst_t[3].seconds:.2f} s ({worst_t[0]}), API RSS growth <= {worst_api:.1f} MiB, "
-            f"decode worker peak RSS <= {worst_worker:.0f} MiB"
-        )
-    for line in RESULTS.lines:
-        tr.write_line(line)

@@ -48,12 +48,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.harness import MediaServer
+from tests.harness.hardening import RESULTS
 from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family, VideoBudget
-
-from ..server.media_server import MediaServer
-from .conftest import RESULTS
 
 # serial: it measures the server under load, so `make test` runs it alone on the machine.
 pytestmark = [pytest.mark.engine, pytest.mark.serial, pytest.mark.timeout(900)]

@@ -35,18 +35,14 @@ import httpx
 import openai
 import pytest
 
+from tests.harness import FakeEngine, FakeLoader, MediaServer, app_state, server_settings
+from tests.harness.hardening import RESULTS
 from tests.harness.process import ServerProcess, descendants, free_port
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.admission import ABORT_UNWIND_SECONDS
 from videomodel_server.app import create_app
-from videomodel_server.budget import BUILTIN_MODELS, Family, VideoBudget
+from videomodel_server.budget import Family, VideoBudget
 from videomodel_server.cli import draining_server
-from videomodel_server.settings import ServerSettings
-from videomodel_server.wiring import build_state, resolve
-
-from ..server.fakes import FakeEngine, FakeLoader
-from ..server.media_server import MediaServer
-from .conftest import RESULTS
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -306,16 +302,9 @@ def test_sigterm_with_streams_open_drains_then_exits_0(
 def test_the_shutdown_sequence_step_by_step_on_a_fake_engine() -> None:
     """The same sequence in-process, each step observed on its own (no race with the listener):
     the server's own uvicorn (:func:`draining_server`) on a fake engine that streams slowly."""
-    settings = ServerSettings.model_validate(
-        {
-            "model": {"model": Path("/models/Qwen2-VL-2B-Instruct"), "served_model_name": "tiny"},
-            "admission": {"drain_timeout": 1.0, "max_concurrent_requests": 4, "max_queued_requests": 0},
-        }
-    )
-    resolved = resolve(settings, BUILTIN_MODELS["Qwen2-VL-2B"])
+    settings = server_settings(drain_timeout=1.0, max_concurrent_requests=4, max_queued_requests=0, port=free_port())
     engine = FakeEngine(words=("w",) * 400, delay=0.02)  # 8 s of tokens: longer than the grace
-    state = build_state(settings, resolved, FakeLoader(), engine=engine)
-    settings = settings.model_copy(update={"listen": settings.listen.model_copy(update={"port": free_port()})})
+    state = app_state(settings, engine, FakeLoader())
     server = draining_server(create_app(state), settings, state.admission)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import psutil
@@ -24,6 +24,7 @@ import psutil
 from videomodel_server.media import system_resolver
 from videomodel_server.media_adapter import PipelineLoader
 
+from . import reports
 from .app import AppServer
 from .fakes import FakeEngine
 
@@ -192,7 +193,10 @@ class Meter:
 
 @dataclass
 class Results:
-    """Per-category figures for the closing report (printed at the end of the session)."""
+    """Per-category figures for the closing report (printed at the end of the session by
+    tests/harness/reports.py, which the hardening conftest registers this with)."""
+
+    title: ClassVar[str] = "hardening: inputs, statuses, worst time and memory per category"
 
     rows: dict[str, list[tuple[str, int, str, Measure]]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
@@ -201,8 +205,31 @@ class Results:
     def add(self, category: str, row_id: str, status: int, code: str, m: Measure) -> None:
         self.rows.setdefault(category, []).append((row_id, status, code, m))
 
+    def summary_lines(self) -> list[str]:
+        out = []
+        for category, rows in sorted(self.rows.items()):
+            statuses: dict[int, int] = {}
+            for _, status, _, _ in rows:
+                statuses[status] = statuses.get(status, 0) + 1
+            worst_t = max(rows, key=lambda r: r[3].seconds)
+            worst_api = max(r[3].api_rss_growth_mb for r in rows)
+            worst_worker = max(r[3].worker_peak_rss_mb for r in rows)
+            out.append(
+                f"{category}: {len(rows)} inputs, statuses {dict(sorted(statuses.items()))}, "
+                f"worst time {worst_t[3].seconds:.2f} s ({worst_t[0]}), API RSS growth <= {worst_api:.1f} MiB, "
+                f"decode worker peak RSS <= {worst_worker:.0f} MiB"
+            )
+        return [*out, *self.lines]
 
-RESULTS = Results()
+    def merge(self, other: Results) -> None:
+        """Fold in what another process recorded (an xdist worker's results)."""
+        for category, rows in other.rows.items():
+            self.rows.setdefault(category, []).extend(rows)
+        self.lines.extend(other.lines)
+
+
+RESULTS = reports.keep("hardening", Results())
+"""The hardening figures of this process (an xdist worker sends them to the controller)."""
 
 
 # -- helpers for the tests ------------------------------------------------------------------------

@@ -21,15 +21,14 @@ from typing import Any
 import openai
 import pytest
 
+from tests.harness import predicted_video_tokens
+from tests.harness.operator import image_budget_cr
 from tests.harness.process import ENGINE_PASSTHROUGH, ServerProcess
-from tests.server.conftest import predicted_video_tokens
 from videomodel_devtools.pod import container_argv
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_operator.planning import plan_for
 from videomodel_operator.rendering import render
 from videomodel_server.budget import Family, Plan, image_tokens, smart_resize
-
-from .test_server_contract import image_budget_cr
 
 pytestmark = pytest.mark.engine
 

@@ -17,7 +17,7 @@ import pytest
 
 from videomodel_server.budget import Family
 
-from .conftest import OracleSummary
+from .summary import OracleSummary
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_TIMEOUT = 840

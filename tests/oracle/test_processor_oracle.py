@@ -27,7 +27,7 @@ from videomodel_server.budget.geometry import (
     smart_resize,
 )
 
-from .conftest import OracleSummary
+from .summary import OracleSummary
 from .worst_case import MODELS, hf_metadata, processor_kwargs, prompt_pair, worst_case_video
 
 MAX_OVER = 0.02

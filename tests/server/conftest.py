@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 
 from tests.harness import FAMILY_BUDGETS, MediaServer, ServerProcess
-from tests.harness import data_url as data_url
-from tests.harness import predicted_video_tokens as predicted_video_tokens
-from tests.harness import video_part as video_part
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family
 

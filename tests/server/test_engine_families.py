@@ -12,11 +12,10 @@ from typing import Any
 import openai
 import pytest
 
+from tests.harness import FAMILY_BUDGETS, data_url, predicted_video_tokens, video_part
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family
-
-from .conftest import FAMILY_BUDGETS, data_url, predicted_video_tokens, video_part
-from tests.harness.process import ServerProcess
 
 pytestmark = pytest.mark.engine
 

@@ -14,12 +14,10 @@ from typing import Any
 import openai
 import pytest
 
+from tests.harness import MediaServer, predicted_video_tokens, video_part
 from tests.harness.process import ServerProcess, descendants
 from videomodel_devtools.synthetic_videos import hd_clip, make_video
 from videomodel_server.budget import Family, VideoBudget
-
-from .conftest import predicted_video_tokens, video_part
-from .media_server import MediaServer
 
 pytestmark = pytest.mark.engine
 

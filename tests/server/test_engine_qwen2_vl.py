@@ -19,12 +19,10 @@ import httpx
 import openai
 import pytest
 
+from tests.harness import MediaServer, data_url, predicted_video_tokens, video_part
 from tests.harness.process import ServerProcess, metric
 from videomodel_devtools.synthetic_videos import HOSTILE, VideoSpec, make_video
 from videomodel_server.budget import FAMILIES, Family, VideoBudget, image_tokens, smart_resize
-
-from .conftest import data_url, predicted_video_tokens, video_part
-from .media_server import MediaServer
 
 pytestmark = pytest.mark.engine
 

@@ -14,11 +14,10 @@ import httpx
 import openai
 import pytest
 
+from tests.harness import data_url
+from tests.harness.process import ServerProcess
 from videomodel_devtools.synthetic_videos import VideoSpec, make_video
 from videomodel_server.budget import Family
-
-from .conftest import data_url
-from tests.harness.process import ServerProcess
 
 pytestmark = pytest.mark.engine
 
