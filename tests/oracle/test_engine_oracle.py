@@ -8,39 +8,22 @@ and one token more must be refused (so the acceptance above means something).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from videomodel_server.budget import Family
 
+from .probes import run_probe
 from .summary import OracleSummary
 
-REPO = Path(__file__).resolve().parents[2]
 ENGINE_TIMEOUT = 840
-
-
-def run_probe(family: Family, tiny_model_dir: Any) -> dict[str, Any]:
-    tiny_model_dir(family)  # build (or find) the checkpoint before the engine's clock starts
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.oracle.engine_probe", family.value],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=ENGINE_TIMEOUT,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"probe failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    return dict(json.loads(lines[-1].removeprefix("RESULT ")))
 
 
 @pytest.mark.engine
 @pytest.mark.parametrize("family", list(Family), ids=[f.value for f in Family])
 def test_engine_agrees_with_the_plan(family: Family, tiny_model_dir: Any, oracle_record: OracleSummary) -> None:
-    result = run_probe(family, tiny_model_dir)
+    result, _ = run_probe("engine_probe", family, tiny_model_dir, ENGINE_TIMEOUT)
     plan = result["plan"]
     print(f"{family.value}: engine start {result['engine_start_seconds']} s, {json.dumps(result)[:600]}")
     oracle_record.record(f"vLLM worst case, {family.value}", plan["tokens_per_video"], result["video_tokens"])

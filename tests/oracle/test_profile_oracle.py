@@ -11,39 +11,23 @@ checkpoints and must match the plan's account and cover the worst case.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from videomodel_server.budget import Family
 
-REPO = Path(__file__).resolve().parents[2]
+from .probes import run_probe
+
 PROBE_TIMEOUT = 600
 FAMILIES = [Family.QWEN2_VL, Family.QWEN3_VL]
 """Qwen2.5-VL shares Qwen2-VL's processing info and dummy builder in vLLM."""
 
 
-def run_probe(family: Family, tiny_model_dir: Any) -> tuple[dict[str, Any], str]:
-    tiny_model_dir(family)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.oracle.profile_probe", family.value],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"probe failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    return dict(json.loads(lines[-1].removeprefix("RESULT "))), proc.stdout + proc.stderr
-
-
 @pytest.mark.engine
 @pytest.mark.parametrize("family", FAMILIES, ids=[f.value for f in FAMILIES])
 def test_vllm_profile_covers_the_worst_case(family: Family, tiny_model_dir: Any) -> None:
-    result, output = run_probe(family, tiny_model_dir)
+    result, output = run_probe("profile_probe", family, tiny_model_dir, PROBE_TIMEOUT)
     plan = result["plan"]
     profile = plan["profile_video"]
     factor = 32 if family is Family.QWEN3_VL else 28
