@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .pods import POD_REASONS
+
 Obj = dict[str, Any]
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -288,8 +290,6 @@ def transitions(previous: Obj | None, current: Obj) -> list[tuple[str, str, str]
     ``Warning``: a pod-level reason newly in ``Degraded`` (unschedulable, image pull, OOM...).
     The Warnings for Stalled verdicts (invalid, infeasible, refused) are posted by the reconciler.
     """
-    from .pods import POD_REASONS
-
     previous = previous or {}
     events: list[tuple[str, str, str]] = []
     generation = int(current.get("observedGeneration", 0) or 0)

@@ -73,6 +73,18 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
             "from .. import engine as _upward",
             "videomodel_server.media",
         ),
+        # The operator's pure core knows nothing of the reconciler above it.
+        (
+            "operator/videomodel_operator/planning.py",
+            "from . import reconciling as _upward",
+            "videomodel_operator.planning is not allowed to import videomodel_operator.reconciling",
+        ),
+        # Sizing is given the serving contract; it never derives one (the old server <-> sizing loop).
+        (
+            "operator/videomodel_operator/rendering/sizing.py",
+            "from .server import serving_contract as _upward",
+            "videomodel_operator.rendering.sizing is not allowed to import videomodel_operator.rendering.server",
+        ),
     ],
 )
 def test_an_upward_import_fails_lint_imports(tree: Path, module: str, upward: str, broken: str) -> None:
