@@ -142,10 +142,6 @@ class ModelSection(Model):
 
 _BUDGET_FIELDS = {f.name: f for f in fields(VideoBudget)}
 
-# -- budget --------------------------------------------------------------------------------
-
-_BUDGET_FIELDS = {f.name: f for f in fields(VideoBudget)}
-
 
 def _budget(name: str, **bounds: float) -> Any:
     """A CR budget field: default and description from :class:`VideoBudget`'s field ``name``.

@@ -18,7 +18,8 @@ For the API layer::
 
 Errors: everything this raises on purpose is a :class:`~.errors.MediaError` with ``status``,
 ``code``, ``message`` (safe to show; never contains the URL, bytes or addresses) and
-``param`` (None here; set it with ``exc.with_param("messages[0].content[1]")``). Anything else
+``param`` (None here, or the media option at fault; the loader prefixes the request field, e.g.
+``messages[0].content[1]``). Anything else
 is a bug (500). Cancellation (client disconnect) propagates: an in-flight download stops and a
 worker mid-decode is killed and replaced.
 
