@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from _pytest.nodeid import NodeId
 
 pytest_plugins = ["tests.fixtures.models", "tests.fixtures.videos", "tests.harness.reports"]
 
@@ -29,8 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(cpus[int(worker[2:]) % len(cpus)])
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "family_server" in getattr(item, "fixturenames", ()):
             group = "family_server"
@@ -39,3 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             continue
         item.add_marker(pytest.mark.xdist_group(group))
+        if getattr(config.option, "loadgroup", False):
+            # What xdist's worker does with the mark: the controller schedules by the node id's
+            # "@group" suffix. pytest-xdist 3.8 writes it to ``item._nodeid``, which pytest 9.2 no
+            # longer reads (the id is ``item._id``), so without this every group is split.
+            item._id = NodeId.parse(f"{item.nodeid}@{group}")
