@@ -122,9 +122,12 @@ async def _start_engine(
         await state.engine.start()
     except asyncio.CancelledError:
         raise
-    except BaseException:
-        # /health now reports the engine dead (503); the CLI's hook stops the process.
-        log.exception("engine failed to start", extra={"reason": "engine_start_failed"})
+    except BaseException as exc:
+        # /health now reports the engine dead (503); the CLI's hook stops the process. The detail is
+        # the engine's own message (configuration, not request data): what a crash-looping pod's
+        # log must say.
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        log.exception("engine failed to start", extra={"reason": "engine_start_failed", "detail": detail})
         if on_failure is not None:
             on_failure()
     else:

@@ -27,6 +27,7 @@ _FIELDS = (
     "duration_ms",
     "host",
     "port",
+    "detail",
 )
 
 

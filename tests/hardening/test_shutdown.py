@@ -180,7 +180,9 @@ def _children_alive(pids: list[int]) -> list[int]:
     return alive
 
 
+# serial: it times a drain against its deadline, so `make test` runs it alone on the machine.
 @pytest.mark.engine
+@pytest.mark.serial
 def test_sigterm_with_streams_open_drains_then_exits_0(
     tiny_model_dir: Callable[[Family], Path], tmp_path: Path
 ) -> None:

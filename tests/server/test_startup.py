@@ -216,4 +216,7 @@ def test_an_engine_that_cannot_start_stops_the_process_with_status_3(
     text = log.read_text(errors="replace")
     assert status == ENGINE_START_FAILED_EXIT, text[-3000:]
     assert "engine_start_failed" in text and "stopped: the engine could not start" in text
+    # the log says why, not only that: the engine's own message rides in "detail"
+    failure = next(line for line in text.splitlines() if "engine_start_failed" in line)
+    assert json.loads(failure)["detail"].split(":")[0].isidentifier(), failure
     print(f"engine start failure: exit {status} after {time.monotonic() - started:.1f} s")
