@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         MediaLimits,
         ProbeResult,
         SamplingBudget,
-        SamplingOverrides,
         SamplingPlan,
         StageTimings,
     )
@@ -124,19 +123,20 @@ class PipelineLoader:
                     image.decoded.pixels,
                     timings={"fetch": image.stats.fetch_s, "decode": image.stats.decode_s},
                 )
-            budget, overrides, window = self._video_inputs(ref)
             if is_frame_sequence(ref.url):
-                return await self._load_frames(ref, budget, decode=decode)
+                return await self._load_frames(ref, decode=decode)
             if not ref.url:
-                return self._load_by_id(ref, budget, overrides, window, decode=decode)
+                return self._load_by_id(ref, decode=decode)
+            # The request's knobs, narrowed by translation already: narrowing them again against the
+            # same budget in the pipeline changes nothing and notes nothing.
             video = await load_video(
                 ref.url,
                 self.limits,
-                budget,
+                self.budget,
                 self.pool,
                 fetcher=self.fetcher,
-                overrides=overrides,
-                window=window,
+                overrides=ref.options,
+                window=ref.options.window if ref.options is not None else None,
                 fps_ceiling=self.budget.fps,
                 frame_recovery=self._frame_recovery(ref),
                 decode=decode,
@@ -175,7 +175,7 @@ class PipelineLoader:
         asked = ref.options.frame_recovery if ref.options is not None else None
         return self.limits.frame_recovery if asked is None else asked
 
-    async def _load_frames(self, ref: MediaRef, budget: SamplingBudget, *, decode: bool) -> LoadedMedia:
+    async def _load_frames(self, ref: MediaRef, *, decode: bool) -> LoadedMedia:
         """A pre-extracted JPEG frame sequence (``data:video/jpeg``): checked against the budget,
         decoded in the pool, handed to the engine with the client's timestamps."""
         from .budget.sequence import FrameSequenceInfo
@@ -183,8 +183,7 @@ class PipelineLoader:
         from .media import load_frame_sequence
 
         options = ref.options
-        if options is not None:
-            budget = self.sampling_budget(options)
+        budget = self.sampling_budget(options) if options is not None else self.budget
         if options is not None and options.window is not None:
             raise InvalidRequest(
                 f"{ref.where}: video_start/video_end do not apply to a frame sequence; send only the frames wanted",
@@ -220,15 +219,7 @@ class PipelineLoader:
             receipt=receipt,
         )
 
-    def _load_by_id(
-        self,
-        ref: MediaRef,
-        budget: SamplingBudget,
-        overrides: SamplingOverrides | None,
-        window: tuple[float | None, float | None] | None,
-        *,
-        decode: bool,
-    ) -> LoadedMedia:
+    def _load_by_id(self, ref: MediaRef, *, decode: bool) -> LoadedMedia:
         """The uuid-only form: the video the client's id names under this sampling, from the
         decoded-video cache, with no fetch and no decode; a miss is a 400 (never a fetch)."""
         from .errors import InvalidRequest
@@ -236,7 +227,8 @@ class PipelineLoader:
         from .media.cache import CacheKey, IdKey
 
         assert ref.uuid is not None
-        clamp = apply_overrides(budget, overrides)
+        clamp = apply_overrides(self.budget, ref.options)
+        window = ref.options.window if ref.options is not None else None
         sampling = CacheKey.of("", clamp, window, self.budget.fps)
         found = self.pool.cache.lookup(IdKey.of(ref.uuid, sampling))
         if found is None:
@@ -281,15 +273,6 @@ class PipelineLoader:
             "uuid_miss": stats.id_misses,
             "eviction": stats.evictions,
         }
-
-    def _video_inputs(
-        self, ref: MediaRef
-    ) -> tuple[SamplingBudget, SamplingOverrides | None, tuple[float | None, float | None] | None]:
-        if ref.options is None:
-            return self.budget, None, None
-        # The request's knobs, narrowed by translation already: narrowing them again against the
-        # same budget in the pipeline changes nothing and notes nothing.
-        return self.budget, ref.options, ref.options.window
 
     def _receipt(
         self, ref: MediaRef, probe: ProbeResult, plan: SamplingPlan, timestamps: tuple[float, ...]
